@@ -1,0 +1,102 @@
+"""I-AMFS: the closed-form RBF kernel-ridge inner loop (spec/METHODS.md, "I-AMFS").
+
+    F_S = phi(X_S), F_Q = phi(X_Q)
+    alpha = (k(F_S, F_S) + lambda I)^-1 Y_S        (Y_S one-hot for N-way, y itself for regression)
+    f(X_Q) = k(F_Q, F_S) alpha,  logits = s * f    (regression: the outputs are f)
+
+One solve per task and no inner gradient steps. Meta-parameters: the backbone theta and
+log sigma, log lambda, log s. First-order variant (an assumption of this suite): alpha is computed
+from detached support features, so the meta-gradient reaches theta only through k(F_Q, F_S).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from amfs.kernel import kernel_ridge_solve, one_hot, rbf_kernel
+
+Params = dict[str, Tensor]
+FeatureFn = Callable[[Params, Tensor, "int | None"], Tensor]
+
+SIGMA_INITS = ("median", "sqrt_d")
+
+
+@dataclass(frozen=True)
+class KernelInner:
+    """Closed-form kernel-ridge adaptation. `sigma_init`: 'sqrt_d' sets sigma = sqrt(d) at
+    construction; 'median' sets it from the median pairwise feature distance of the first training
+    meta-batch (`data_dependent_init`). Both are assumptions, recorded with every result."""
+
+    n_outputs: int
+    task: str = "classification"
+    first_order: bool = False
+    bn_mode: str = "transductive"
+    sigma_init: str = "median"
+    lambda_init: float = 1.0
+    scale_init: float = 10.0
+    max_jitter_retries: int = 6
+    name: str = field(default="kernel", init=False)
+
+    def __post_init__(self) -> None:
+        if self.sigma_init not in SIGMA_INITS:
+            raise ValueError(f"sigma_init must be one of {SIGMA_INITS}, got {self.sigma_init!r}")
+        if self.bn_mode not in ("transductive", "inductive"):
+            raise ValueError(f"bn_mode must be 'transductive' or 'inductive', got {self.bn_mode!r}")
+        if self.lambda_init <= 0 or self.scale_init <= 0:
+            raise ValueError("lambda_init and scale_init must be > 0")
+
+    def init_parameters(self, feature_dim: int, generator: torch.Generator) -> Params:
+        """log sigma, log lambda, log s as 0-d tensors (the generator is unused: nothing is random)."""
+        return {
+            "kernel.log_sigma": torch.tensor(0.5 * math.log(feature_dim)),
+            "kernel.log_lambda": torch.tensor(math.log(self.lambda_init)),
+            "kernel.log_scale": torch.tensor(math.log(self.scale_init)),
+        }
+
+    @torch.no_grad()
+    def data_dependent_init(self, features: FeatureFn, params: Params, support_x: Tensor, query_x: Tensor) -> Params:
+        """With sigma_init='median': log sigma from the median pairwise distance between the features
+        of one training meta-batch ([T, n, ...] inputs). Otherwise nothing changes."""
+        if self.sigma_init != "median":
+            return {}
+        x = torch.cat([support_x, query_x], dim=1).flatten(0, 1)
+        f = features(params, x, None)
+        dist = torch.cdist(f, f)
+        off_diagonal = dist[~torch.eye(len(f), dtype=torch.bool, device=f.device)]
+        median = off_diagonal.median().clamp_min(1e-6)
+        return {"kernel.log_sigma": torch.log(median).to(params["kernel.log_sigma"].dtype)}
+
+    def _targets(self, support_y: Tensor, dtype: torch.dtype) -> Tensor:
+        if self.task == "classification":
+            return one_hot(support_y, self.n_outputs, dtype)
+        return support_y.reshape(support_y.shape[0], -1).to(dtype)
+
+    def _features(self, features: FeatureFn, params: Params, support_x: Tensor, query_x: Tensor) -> tuple[Tensor, Tensor]:
+        n = support_x.shape[0]
+        if self.bn_mode == "transductive":
+            return features(params, support_x, None), features(params, query_x, None)
+        both = features(params, torch.cat([support_x, query_x]), n)
+        return both[:n], both[n:]
+
+    def query_outputs(
+        self, features: FeatureFn, params: Params, support_x: Tensor, support_y: Tensor, query_x: Tensor, training: bool
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Query logits (scaled kernel-ridge scores) or regression outputs, plus solve diagnostics."""
+        f_s, f_q = self._features(features, params, support_x, query_x)
+        sigma = params["kernel.log_sigma"].exp()
+        lam = params["kernel.log_lambda"].exp()
+        solve_features = f_s.detach() if self.first_order else f_s
+        solve = kernel_ridge_solve(
+            rbf_kernel(solve_features, solve_features, sigma),
+            self._targets(support_y, f_s.dtype),
+            lam,
+            self.max_jitter_retries,
+        )
+        scores = rbf_kernel(f_q, f_s, sigma) @ solve.alpha
+        outputs = scores * params["kernel.log_scale"].exp() if self.task == "classification" else scores
+        return outputs, {"jitter_retries": solve.retries, "solve_failed": solve.failed}

@@ -1,0 +1,93 @@
+"""The MAML inner loop (Finn et al. 2017): gradient steps on the support set, differentiated through.
+
+Model = backbone + linear head with one output per class (or one output for regression). Every
+parameter, backbone and head alike, is adapted:
+
+    theta_{s+1} = theta_s - a * grad_theta L_S(theta_s),   s = 0 .. steps-1
+
+and the query outputs come from theta_steps. Second order: the meta-gradient flows through the
+inner gradients. First order (FO-MAML): the inner gradients are treated as constants (detached).
+
+Written with torch.func so that the same function runs per task in a loop or vmapped over tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Params = dict[str, Tensor]
+FeatureFn = Callable[[Params, Tensor, "int | None"], Tensor]
+
+BN_MODES = ("transductive", "inductive")
+TASK_KINDS = ("classification", "regression")
+
+
+def support_loss_fn(task: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """Cross-entropy for N-way classification, mean squared error for regression."""
+    return F.cross_entropy if task == "classification" else F.mse_loss
+
+
+@dataclass(frozen=True)
+class GradientInner:
+    """MAML's inner loop. `steps_test` and `step_size` follow Finn et al. (PROTOCOL.md) per dataset."""
+
+    n_outputs: int
+    task: str = "classification"
+    steps_train: int = 1
+    steps_test: int = 3
+    step_size: float = 0.4
+    first_order: bool = False
+    bn_mode: str = "transductive"
+    name: str = field(default="gradient", init=False)
+
+    def __post_init__(self) -> None:
+        if self.bn_mode not in BN_MODES:
+            raise ValueError(f"bn_mode must be one of {BN_MODES}, got {self.bn_mode!r}")
+        if self.task not in TASK_KINDS:
+            raise ValueError(f"task must be one of {TASK_KINDS}, got {self.task!r}")
+        if self.steps_train < 0 or self.steps_test < 0:
+            raise ValueError("inner step counts must be >= 0")
+
+    def init_parameters(self, feature_dim: int, generator: torch.Generator) -> Params:
+        """The linear head, Xavier-uniform weights and zero bias."""
+        weight = torch.empty(self.n_outputs, feature_dim)
+        torch.nn.init.xavier_uniform_(weight, generator=generator)
+        return {"head.weight": weight, "head.bias": torch.zeros(self.n_outputs)}
+
+    def _outputs(self, features: FeatureFn, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
+        return F.linear(features(params, x, stats_rows), params["head.weight"], params["head.bias"])
+
+    def _query_outputs(self, features: FeatureFn, params: Params, support_x: Tensor, query_x: Tensor) -> Tensor:
+        if self.bn_mode == "transductive":
+            return self._outputs(features, params, query_x, None)
+        both = torch.cat([support_x, query_x])
+        return self._outputs(features, params, both, support_x.shape[0])[support_x.shape[0]:]
+
+    def adapt(self, features: FeatureFn, params: Params, support_x: Tensor, support_y: Tensor, training: bool) -> Params:
+        """theta after the inner steps. At test time (training=False) the steps are never differentiated."""
+        loss_fn = support_loss_fn(self.task)
+
+        def support_loss(p: Params) -> Tensor:
+            return loss_fn(self._outputs(features, p, support_x, None), support_y)
+
+        steps = self.steps_train if training else self.steps_test
+        detach_inner = self.first_order or not training
+        fast = params
+        for _ in range(steps):
+            grads = torch.func.grad(support_loss)(fast)
+            if detach_inner:
+                grads = {k: g.detach() for k, g in grads.items()}
+            fast = {k: fast[k] - self.step_size * grads[k] for k in fast}
+        return fast
+
+    def query_outputs(
+        self, features: FeatureFn, params: Params, support_x: Tensor, support_y: Tensor, query_x: Tensor, training: bool
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Query logits (or regression outputs) after adaptation, and per-task diagnostics (none here)."""
+        fast = self.adapt(features, params, support_x, support_y, training)
+        return self._query_outputs(features, fast, support_x, query_x), {}

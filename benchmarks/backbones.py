@@ -1,0 +1,125 @@
+"""Shared backbones: Conv-4 (Finn et al. 2017 / Vinyals et al. 2016) and the sinusoid MLP.
+
+Every method of a run gets bit-identical backbone weights for the same seed: weights are drawn from
+a private generator seeded by the run seed, never from the global RNG. Heads and kernel parameters
+are drawn afterwards from a separate generator, so they cannot shift the backbone's draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def batch_norm(h: Tensor, weight: Tensor, bias: Tensor, stats_rows: int | None, eps: float = 1e-5) -> Tensor:
+    """Batch normalisation from batch statistics, never running statistics.
+
+    `stats_rows=None`: statistics of the whole batch (transductive). `stats_rows=n`: statistics of
+    the first n rows only (the support set), applied to every row, so a query example's output does
+    not depend on the other query examples (inductive).
+
+    Written out rather than calling F.batch_norm: under torch.func, grad(vmap(grad(...))) through
+    F.batch_norm returns wrong second-order gradients (PyTorch 2.14; found by the finite-difference
+    test in tests/test_maml.py), while these elementary operations are differentiated correctly.
+    """
+    reduce_dims = [0, *range(2, h.dim())]
+    ref = h if stats_rows is None else h[:stats_rows]
+    var, mean = torch.var_mean(ref, reduce_dims, correction=0, keepdim=True)
+    shape = [1, -1] + [1] * (h.dim() - 2)
+    return (h - mean) * (torch.rsqrt(var + eps) * weight.view(shape)) + bias.view(shape)
+
+
+class Conv4(nn.Module):
+    """Four blocks of 3x3 conv -> batch norm -> ReLU, then either 2x2 max-pool per block
+    (mini-ImageNet variant: features flattened) or stride-2 convolutions (MAML's Omniglot variant:
+    features averaged over space, as in Finn et al.'s code)."""
+
+    def __init__(self, in_channels: int = 1, filters: int = 64, pooling: str = "strided", image_size: int = 28):
+        super().__init__()
+        if pooling not in ("strided", "max"):
+            raise ValueError(f"pooling must be 'strided' or 'max', got {pooling!r}")
+        self.pooling = pooling
+        self.convs = nn.ParameterList()
+        self.norms = nn.ParameterList()
+        channels = in_channels
+        size = image_size
+        for _ in range(4):
+            self.convs.append(nn.Parameter(torch.empty(filters, channels, 3, 3)))
+            self.norms.append(nn.Parameter(torch.ones(filters)))
+            self.norms.append(nn.Parameter(torch.zeros(filters)))
+            channels = filters
+            size = (size - 1) // 2 + 1 if pooling == "strided" else size // 2
+        if size < 1:
+            raise ValueError(f"image size {image_size} is too small for four {pooling} blocks")
+        self.feature_dim = filters if pooling == "strided" else filters * size * size
+
+    def forward(self, x: Tensor, stats_rows: int | None = None) -> Tensor:
+        h = x
+        stride = 2 if self.pooling == "strided" else 1
+        for i, weight in enumerate(self.convs):
+            h = F.conv2d(h, weight, stride=stride, padding=1)
+            h = batch_norm(h, self.norms[2 * i], self.norms[2 * i + 1], stats_rows)
+            h = F.relu(h)
+            if self.pooling == "max":
+                h = F.max_pool2d(h, 2)
+        return h.mean(dim=(2, 3)) if self.pooling == "strided" else h.flatten(1)
+
+
+class MLP(nn.Module):
+    """The sinusoid-regression network of Finn et al. 2017 without its output layer:
+    1 -> 40 -> 40 with ReLU; the output layer is the method's head."""
+
+    def __init__(self, in_features: int = 1, hidden: tuple[int, ...] = (40, 40)):
+        super().__init__()
+        self.layers = nn.ModuleList()
+        width = in_features
+        for h in hidden:
+            self.layers.append(nn.Linear(width, h))
+            width = h
+        self.feature_dim = width
+
+    def forward(self, x: Tensor, stats_rows: int | None = None) -> Tensor:
+        for layer in self.layers:
+            x = F.relu(layer(x))
+        return x
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a backbone is; resolved from a run config."""
+
+    kind: str = "conv4"  # conv4 | mlp
+    in_channels: int = 1
+    image_size: int = 28
+    filters: int = 64
+    pooling: str = "strided"
+
+
+def build_backbone(spec: BackboneSpec, seed: int) -> tuple[nn.Module, dict[str, Tensor]]:
+    """The backbone module and its initial parameters (a fresh dict, prefixed 'backbone.')."""
+    if spec.kind == "conv4":
+        module: nn.Module = Conv4(spec.in_channels, spec.filters, spec.pooling, spec.image_size)
+    elif spec.kind == "mlp":
+        module = MLP(spec.in_channels)
+    else:
+        raise ValueError(f"unknown backbone {spec.kind!r}; valid: conv4, mlp")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p, generator=generator)
+            elif name.startswith("norms") and (int(name.split(".")[1]) % 2 == 0):
+                p.fill_(1.0)
+            else:
+                p.zero_()
+    params = {f"backbone.{k}": v.detach().clone() for k, v in module.named_parameters()}
+    return module, params
+
+
+def backbone_forward(module: nn.Module, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None) -> Tensor:
+    """Run the backbone with the 'backbone.'-prefixed entries of a parameter dict."""
+    own = {k[len("backbone."):]: v for k, v in params.items() if k.startswith("backbone.")}
+    return torch.func.functional_call(module, own, (x,), {"stats_rows": stats_rows})

@@ -1,0 +1,168 @@
+"""Command line: `python -m benchmarks <command>` (also installed as `amfs-bench`).
+
+Each command's work lives in its own module; this file only parses arguments and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def data_root(arg: str | None) -> Path:
+    """--data-root, else $AMFS_DATA_ROOT, else ./data."""
+    return Path(arg or os.environ.get("AMFS_DATA_ROOT") or "data")
+
+
+def cache_dir(arg: str | None) -> Path:
+    """--cache-dir, else $AMFS_CACHE_DIR, else ./cache."""
+    return Path(arg or os.environ.get("AMFS_CACHE_DIR") or "cache")
+
+
+def _print_table(rows: list[dict[str, str]]) -> None:
+    if not rows:
+        return
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    print("  ".join("-" * widths[c] for c in cols))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from benchmarks.methods import describe_methods
+
+    _print_table(describe_methods())
+    print("\nAny other pairing from config: --set compose.inner=kernel|gradient compose.outer=mean|cosine")
+    print("  first_order=true  regularizer.mu=0.1  regularizer.gamma=0.01  (see `python -m benchmarks settings`)")
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from benchmarks.config import DEFAULTS
+
+    _print_table([{"setting": k, "default": repr(v)} for k, v in DEFAULTS.items()])
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from benchmarks.data import commands
+
+    if args.data_command == "check":
+        return commands.check(data_root(args.data_root), cache_dir(args.cache_dir))
+    if args.data_command == "prepare":
+        return commands.prepare(data_root(args.data_root), cache_dir(args.cache_dir), args.dataset, args.download)
+    return commands.speed(data_root(args.data_root), cache_dir(args.cache_dir), args.device)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks import runner
+
+    return runner.run_command(args, data_root(args.data_root), cache_dir(args.cache_dir))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from benchmarks import runner
+
+    return runner.list_command(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmarks.report import commands
+
+    return commands.report(args.grid, Path(args.results), Path(args.reports))
+
+
+def cmd_claims(args: argparse.Namespace) -> int:
+    from benchmarks.report import commands
+
+    return commands.claims(args.grid, Path(args.results), args.strict)
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    from benchmarks import perf
+
+    return perf.perf_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amfs-bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("methods", help="list the methods: inner loop, outer loop, regularizer, defaults")
+    p.set_defaults(func=cmd_methods)
+    p = sub.add_parser("settings", help="list every config setting with its default")
+    p.set_defaults(func=cmd_settings)
+
+    p = sub.add_parser("data", help="check, prepare or time the datasets")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    for name, text in [
+        ("check", "table of each dataset: found / partial / missing"),
+        ("prepare", "build caches"),
+        ("speed", "time episode sampling"),
+    ]:
+        q = data_sub.add_parser(name, help=text)
+        q.add_argument("--data-root", help="folder holding the datasets (default: $AMFS_DATA_ROOT or ./data)")
+        q.add_argument("--cache-dir", help="preprocessed caches (default: $AMFS_CACHE_DIR or ./cache)")
+        if name == "prepare":
+            q.add_argument("--dataset", help="only this dataset (default: every one found)")
+            q.add_argument("--download", action="store_true", help="download Omniglot's official zips if absent")
+        if name == "speed":
+            q.add_argument("--device", default="cpu")
+        q.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("run", help="run a grid of benchmark runs")
+    p.add_argument("--grid", default="quick", help="named grid under benchmarks/configs, or a TOML path")
+    p.add_argument("--data-root", help="datasets folder (default: $AMFS_DATA_ROOT or ./data)")
+    p.add_argument("--cache-dir", help="preprocessed caches (default: $AMFS_CACHE_DIR or ./cache)")
+    p.add_argument("--results", default="results", help="results folder (default: ./results)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any setting")
+    p.add_argument("--only", help="only runs whose key matches this glob pattern")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--executor", default="local", choices=["local", "submitit-local", "slurm"])
+    p.add_argument("--partition", help="SLURM partition")
+    p.add_argument("--gpus", type=int, default=1, help="GPUs per SLURM job")
+    p.add_argument("--time", type=int, default=240, help="SLURM time limit per job, minutes")
+    p.add_argument("--array-parallelism", type=int, default=16, help="SLURM jobs running at once")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("list", help="every run key of a grid with its status")
+    p.add_argument("--grid", default="quick")
+    p.add_argument("--results", default="results")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--only")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("report", help="write reports/<grid>/README.md and figures from stored results")
+    p.add_argument("--grid", default="quick")
+    p.add_argument("--results", default="results")
+    p.add_argument("--reports", default="reports")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("claims", help="print the claims table with verdicts")
+    p.add_argument("--grid", default="quick")
+    p.add_argument("--results", default="results")
+    p.add_argument("--strict", action="store_true", help="exit non-zero when a paper claim is refuted")
+    p.set_defaults(func=cmd_claims)
+
+    p = sub.add_parser("perf", help="time every method against learn2learn; writes reports/perf/")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--peers", default="learn2learn", help="comma-separated peers, or 'none'")
+    p.add_argument("--reports", default="reports")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.set_defaults(func=cmd_perf)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,178 @@
+"""A method as the composition inner loop x outer loop (+ regularizer), and its meta-gradient.
+
+Per task, the objective is the inner loop's query loss plus the regularizer's penalty. Over a
+meta-batch, the outer loop turns the task gradients into the meta-gradient. Two strategies compute
+the same thing: 'loop' (one task at a time, plain autograd: fastest on CPU) and 'vmap' (all tasks
+in one batched computation with torch.func: fastest on GPU). An outer loop that needs per-task
+gradients (O-AMFS) gets them from vmap(grad(...)); the mean outer loop only needs the gradient of
+the mean loss, which is cheaper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from benchmarks.backbones import backbone_forward
+from benchmarks.tasks import TaskBatch
+
+Params = dict[str, Tensor]
+STRATEGIES = ("loop", "vmap")
+
+
+class InnerLoop(Protocol):
+    task: str
+
+    def init_parameters(self, feature_dim: int, generator: torch.Generator) -> Params: ...
+
+    def query_outputs(
+        self, features: Any, params: Params, support_x: Tensor, support_y: Tensor, query_x: Tensor, training: bool
+    ) -> tuple[Tensor, dict[str, Tensor]]: ...
+
+
+class OuterLoop(Protocol):
+    needs_per_task_gradients: bool
+
+    def combine(self, task_gradients: Tensor) -> Tensor: ...
+
+
+class Regularizer(Protocol):
+    def __call__(self, outputs: Tensor, targets: Tensor, task: str) -> Tensor: ...
+
+
+def default_strategy(device: torch.device | str) -> str:
+    """Measured default (see reports/perf): vmap over tasks on CUDA, a plain loop on CPU."""
+    return "vmap" if torch.device(device).type == "cuda" else "loop"
+
+
+@dataclass
+class StepResult:
+    gradients: Params
+    task_losses: Tensor  # [T] query loss without the penalty
+    task_metrics: Tensor  # [T] accuracy (classification) or MSE (regression)
+    jitter_retries: Tensor  # [] total over the meta-batch
+    solve_failed: Tensor  # [] bool, any task's solve exhausted its retries
+
+
+class MetaLearner:
+    """Backbone + inner loop + outer loop + optional regularizer, evaluated functionally."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        inner: InnerLoop,
+        outer: OuterLoop,
+        regularizer: Regularizer | None = None,
+        strategy: str = "loop",
+    ):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        self.backbone = backbone
+        self.inner = inner
+        self.outer = outer
+        self.regularizer = regularizer
+        self.strategy = strategy
+
+    def features(self, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
+        return backbone_forward(self.backbone, params, x, stats_rows)
+
+    def init_parameters(self, backbone_params: Params, seed: int) -> Params:
+        """Backbone parameters plus the inner loop's own (head or kernel), all as trainable leaves."""
+        generator = torch.Generator().manual_seed(seed + 1)
+        own = self.inner.init_parameters(self.backbone.feature_dim, generator)
+        params = {**backbone_params, **own}
+        return {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+
+    # --- one task -------------------------------------------------------------------------
+    def _task_metric(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        if self.inner.task == "classification":
+            return (outputs.argmax(-1) == targets).float().mean()
+        return F.mse_loss(outputs, targets.reshape(outputs.shape))
+
+    def _query_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        if self.inner.task == "classification":
+            return F.cross_entropy(outputs, targets)
+        return F.mse_loss(outputs, targets.reshape(outputs.shape))
+
+    def _task_objective(
+        self, params: Params, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor
+    ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
+        outputs, diag = self.inner.query_outputs(self.features, params, support_x, support_y, query_x, True)
+        loss = self._query_loss(outputs, query_y)
+        objective = loss if self.regularizer is None else loss + self.regularizer(outputs, query_y, self.inner.task)
+        retries = diag.get("jitter_retries", torch.zeros((), dtype=torch.int32, device=loss.device))
+        failed = diag.get("solve_failed", torch.zeros((), dtype=torch.bool, device=loss.device))
+        aux = (loss.detach(), self._task_metric(outputs.detach(), query_y), retries, failed)
+        return objective, aux
+
+    # --- a meta-batch ---------------------------------------------------------------------
+    def meta_gradients(self, params: Params, batch: TaskBatch) -> StepResult:
+        """The meta-gradient of one meta-batch, as the outer loop defines it."""
+        per_task = self.outer.needs_per_task_gradients
+        if self.strategy == "vmap":
+            grads, aux = self._vmap_gradients(params, batch, per_task)
+        else:
+            grads, aux = self._loop_gradients(params, batch, per_task)
+        losses, metrics, retries, failed = aux
+        return StepResult(grads, losses, metrics, retries.sum(), failed.any())
+
+    def _combine(self, params: Params, stacked: Params) -> Params:
+        """Outer-loop combination of per-task gradients {name: [T, ...]} -> {name: [...]}."""
+        names = list(params)
+        flat = torch.cat([stacked[k].reshape(stacked[k].shape[0], -1) for k in names], dim=1)
+        combined = self.outer.combine(flat)
+        out, offset = {}, 0
+        for k in names:
+            n = params[k].numel()
+            out[k] = combined[offset : offset + n].view_as(params[k])
+            offset += n
+        return out
+
+    def _vmap_gradients(self, params: Params, batch: TaskBatch, per_task: bool):
+        in_dims = (None, 0, 0, 0, 0)
+        if per_task:
+            task_grad = torch.func.grad(self._task_objective, has_aux=True)
+            stacked, aux = torch.func.vmap(task_grad, in_dims=in_dims)(params, *batch.tensors())
+            return self._combine(params, stacked), aux
+
+        def mean_objective(p: Params):
+            objectives, aux = torch.func.vmap(self._task_objective, in_dims=in_dims)(p, *batch.tensors())
+            return objectives.mean(), aux
+
+        return torch.func.grad(mean_objective, has_aux=True)(params)
+
+    def _loop_gradients(self, params: Params, batch: TaskBatch, per_task: bool):
+        names = list(params)
+        tensors = [params[k] for k in names]
+        per_task_grads: list[tuple[Tensor, ...]] = []
+        auxes = []
+        for i in range(batch.n_tasks):
+            objective, aux = self._task_objective(params, *(t[i] for t in batch.tensors()))
+            grads = torch.autograd.grad(objective, tensors, allow_unused=True)
+            grads = tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, tensors))
+            per_task_grads.append(grads)
+            auxes.append(aux)
+        aux = tuple(torch.stack(parts) for parts in zip(*auxes))
+        stacked = {k: torch.stack([g[j] for g in per_task_grads]) for j, k in enumerate(names)}
+        if per_task:
+            return self._combine(params, stacked), aux
+        return {k: v.mean(0) for k, v in stacked.items()}, aux
+
+    # --- evaluation -----------------------------------------------------------------------
+    def evaluate(self, params: Params, batch: TaskBatch) -> tuple[Tensor, Tensor]:
+        """Per-task query metric (accuracy or MSE) and loss after test-time adaptation, [T] each."""
+
+        def one_task(p: Params, sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
+            outputs, _ = self.inner.query_outputs(self.features, p, sx, sy, qx, False)
+            return self._task_metric(outputs, qy), self._query_loss(outputs, qy)
+
+        detached = {k: v.detach() for k, v in params.items()}
+        with torch.no_grad():
+            if self.strategy == "vmap":
+                return torch.func.vmap(one_task, in_dims=(None, 0, 0, 0, 0))(detached, *batch.tensors())
+            results = [one_task(detached, *(t[i] for t in batch.tensors())) for i in range(batch.n_tasks)]
+        return torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])

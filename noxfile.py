@@ -1,0 +1,81 @@
+"""Sessions: tests, lint, benchmark, report, claims, perf.
+
+All sessions share one environment (.nox/amfs-bench): PyTorch is several GB, so it is installed
+once and reused; it is refreshed only when pyproject.toml or the torch pin changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+ROOT = Path(__file__).parent
+ENV = ROOT / ".nox" / "amfs-bench"
+TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
+
+
+def _python(session: nox.Session, extras: str = "test,dev,cluster") -> str:
+    """The shared environment's interpreter, created and installed on first use."""
+    python = ENV / "bin" / "python"
+    if not python.exists():
+        session.run(sys.executable, "-m", "venv", str(ENV), external=True)
+    wanted = hashlib.sha256(((ROOT / "pyproject.toml").read_text() + " ".join(TORCH) + extras).encode()).hexdigest()
+    stamp = ENV / ".installed"
+    if not stamp.exists() or stamp.read_text() != wanted:
+        session.run(str(python), "-m", "pip", "install", "-q", "--upgrade", "pip", external=True)
+        session.run(str(python), "-m", "pip", "install", "-q", *TORCH, external=True)
+        session.run(str(python), "-m", "pip", "install", "-q", "-e", f".[{extras}]", external=True)
+        stamp.write_text(wanted)
+    return str(python)
+
+
+@nox.session(venv_backend="none")
+def tests(session: nox.Session) -> None:
+    """Unit, integration and end-to-end tests (CPU). Pass pytest arguments after --."""
+    session.run(_python(session), "-m", "pytest", "-q", *session.posargs, external=True)
+
+
+@nox.session(venv_backend="none")
+def lint(session: nox.Session) -> None:
+    """ruff check and format check."""
+    python = _python(session)
+    session.run(python, "-m", "ruff", "check", ".", external=True)
+    session.run(python, "-m", "ruff", "format", "--check", ".", external=True)
+
+
+@nox.session(venv_backend="none")
+def benchmark(session: nox.Session) -> None:
+    """Run a grid (default: quick). Arguments after -- go to `python -m benchmarks run`."""
+    args = session.posargs or []
+    if not any(a == "--grid" or a.startswith("--grid=") for a in args):
+        args = ["--grid", "quick", *args]
+    session.run(_python(session), "-m", "benchmarks", "run", *args, external=True)
+
+
+@nox.session(venv_backend="none")
+def report(session: nox.Session) -> None:
+    """Regenerate reports/<grid>/ from stored results (default grid: quick)."""
+    args = session.posargs or ["--grid", "quick"]
+    session.run(_python(session), "-m", "benchmarks", "report", *args, external=True)
+
+
+@nox.session(venv_backend="none")
+def claims(session: nox.Session) -> None:
+    """Print the claims table with verdicts (default grid: quick)."""
+    args = session.posargs or ["--grid", "quick"]
+    session.run(_python(session), "-m", "benchmarks", "claims", *args, external=True)
+
+
+@nox.session(venv_backend="none")
+def perf(session: nox.Session) -> None:
+    """Time every method against learn2learn on this machine; writes reports/perf/."""
+    python = _python(session)
+    peers = ROOT.parent / "shared" / "peers" / "install-learn2learn.sh"
+    probe = session.run(python, "-c", "import learn2learn", success_codes=[0, 1], silent=True, external=True)
+    if probe is not True and peers.exists():
+        session.run("bash", "-c", f"source {ENV}/bin/activate && bash {peers}", external=True)
+    session.run(python, "-m", "benchmarks", "perf", *session.posargs, external=True)
