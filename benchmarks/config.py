@@ -31,10 +31,12 @@ DEFAULTS: dict[str, Any] = {
     "val_episodes": 100,
     "test_episodes": 1000,
     "checkpoint_every": 100,
-    "strategy": "auto",  # auto | loop | vmap
+    "strategy": "auto",  # auto | loop | vmap | graph (vmap captured in a CUDA graph)
+    "precision": "fp32",  # fp32 | tf32 (TensorFloat-32 matrix units for convolutions and matmuls on CUDA)
     # backbone (kind, channels and image size follow the dataset)
     "backbone.filters": 64,
     "backbone.pooling": "strided",
+    "backbone.conv": "auto",  # auto | cudnn | unfold (im2col + matmul; see backbones.conv3x3_unfold)
     # composition: "" means the method's own
     "compose.inner": "",
     "compose.outer": "",
@@ -146,7 +148,9 @@ def parse_assignments(assignments: list[str], where: str = "--set") -> dict[str,
     return out
 
 
-def resolve(values: dict[str, Any], method_defaults: dict[str, Any] | None = None, where: str = "config") -> dict[str, Any]:
+def resolve(
+    values: dict[str, Any], method_defaults: dict[str, Any] | None = None, where: str = "config"
+) -> dict[str, Any]:
     """Full config from DEFAULTS, the dataset protocol, the method's defaults and explicit values."""
     check_keys(values, where)
     explicit = {k: coerce(k, v, where) for k, v in values.items()}
@@ -171,7 +175,9 @@ def validate(config: dict[str, Any], where: str) -> None:
     if config["meta_lr"] <= 0:
         raise ConfigError(f"{where}: meta_lr must be > 0")
     choices = {
-        "strategy": ("auto", "loop", "vmap"),
+        "strategy": ("auto", "loop", "vmap", "graph"),
+        "precision": ("fp32", "tf32"),
+        "backbone.conv": ("auto", "cudnn", "unfold"),
         "bn_mode": ("transductive", "inductive"),
         "backbone.pooling": ("strided", "max"),
         "compose.inner": ("", "gradient", "kernel"),

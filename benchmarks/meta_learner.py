@@ -153,10 +153,10 @@ class MetaLearner:
         for i in range(batch.n_tasks):
             objective, aux = self._task_objective(params, *(t[i] for t in batch.tensors()))
             grads = torch.autograd.grad(objective, tensors, allow_unused=True)
-            grads = tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, tensors))
+            grads = tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, tensors, strict=True))
             per_task_grads.append(grads)
             auxes.append(aux)
-        aux = tuple(torch.stack(parts) for parts in zip(*auxes))
+        aux = tuple(torch.stack(parts) for parts in zip(*auxes, strict=True))
         stacked = {k: torch.stack([g[j] for g in per_task_grads]) for j, k in enumerate(names)}
         if per_task:
             return self._combine(params, stacked), aux

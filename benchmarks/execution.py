@@ -1,0 +1,57 @@
+"""How a run executes on its device: task batching strategy, CUDA graph, convolution kernel and
+matrix precision. "auto" settings resolve to measured per-device defaults (reports/perf); the
+resolved values are recorded with every result, so they never change a result silently."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from benchmarks.meta_learner import default_strategy
+
+
+@dataclass(frozen=True)
+class Execution:
+    strategy: str  # loop | vmap
+    graph: bool  # the whole training step replayed from a CUDA graph
+    conv_impl: str  # cudnn | unfold
+    precision: str  # fp32 | tf32
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Execution, list[str]]:
+    """The execution for a config on a device, and notes on any fallback taken."""
+    notes: list[str] = []
+    cuda = device.type == "cuda"
+    strategy = config["strategy"]
+    if strategy == "auto":
+        # Measured on the 2-core CPU: a per-task loop is fastest for Conv-4, vmap for the small MLP
+        # (its per-task work is too small to amortise the loop's per-call overhead).
+        if cuda:
+            strategy = "graph"
+        elif config["dataset"] == "sinusoid":
+            strategy = "vmap"
+        else:
+            strategy = default_strategy(device)
+    graph = strategy == "graph"
+    if graph and not cuda:
+        notes.append("strategy 'graph' needs CUDA; ran with 'vmap' on the CPU")
+        graph = False
+    if graph:
+        strategy = "vmap"
+    conv_impl = config["backbone.conv"]
+    if conv_impl == "auto":
+        conv_impl = "unfold" if cuda else "cudnn"
+    return Execution(strategy, graph, conv_impl, config["precision"]), notes
+
+
+def apply_precision(precision: str) -> None:
+    """fp32: full float32 everywhere (PyTorch otherwise lets cuDNN convolutions use TF32).
+    tf32: TensorFloat-32 for convolutions and matrix products (10-bit mantissa inputs)."""
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32

@@ -1,0 +1,71 @@
+"""Display names and the fixed orders in which datasets, settings, methods and variants appear."""
+
+from __future__ import annotations
+
+import re
+
+CLASSIFICATION_DATASETS = ("omniglot", "mini-imagenet", "cub", "fc100")
+DATASETS = (*CLASSIFICATION_DATASETS, "sinusoid")
+DATASET_NAMES = {
+    "omniglot": "Omniglot",
+    "mini-imagenet": "mini-ImageNet",
+    "cub": "CUB",
+    "fc100": "FC100",
+    "sinusoid": "Sinusoid",
+}
+METHODS = ("maml", "fomaml", "i-amfs", "o-amfs", "amfs")
+METHOD_NAMES = {"maml": "MAML", "fomaml": "FO-MAML", "i-amfs": "I-AMFS", "o-amfs": "O-AMFS", "amfs": "AMFS"}
+AMFS_FAMILY = ("i-amfs", "o-amfs", "amfs")
+REGULARIZER_VARIANTS = ("default", "reg-none", "reg-mu-only", "reg-gamma-only")
+REDUCED_MARK = "†"  # reduced-iteration runs (config.reduced)
+PARTIAL_MARK = "‡"  # runs on partial data (data.<split>.partial)
+_META_BATCH = re.compile(r"^meta-batch-(\d+)$")
+_WAY_SHOT = re.compile(r"^(\d+)w(\d+)s$")
+
+
+def dataset_name(dataset: str) -> str:
+    return DATASET_NAMES.get(dataset, dataset)
+
+
+def method_name(method: str) -> str:
+    return METHOD_NAMES.get(method, method)
+
+
+def dataset_order(dataset: str) -> tuple[int, str]:
+    return (DATASETS.index(dataset) if dataset in DATASETS else len(DATASETS), dataset)
+
+
+def method_order(method: str) -> tuple[int, str]:
+    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
+
+
+def setting_order(setting: str) -> tuple[int, int, str]:
+    """5w1s < 5w5s < 20w1s < 20w5s; anything else (e.g. the sinusoid's '10shot') after, by name."""
+    match = _WAY_SHOT.match(setting)
+    if match:
+        return (int(match[1]), int(match[2]), setting)
+    return (10**9, 0, setting)
+
+
+def meta_batch_of_variant(variant: str) -> int | None:
+    match = _META_BATCH.match(variant)
+    return int(match[1]) if match else None
+
+
+def variant_order(variant: str) -> tuple[int, int, str]:
+    """default, the regularizer ablations, meta-batch sizes ascending, then the rest by name."""
+    if variant in REGULARIZER_VARIANTS:
+        return (REGULARIZER_VARIANTS.index(variant), 0, variant)
+    size = meta_batch_of_variant(variant)
+    if size is not None:
+        return (len(REGULARIZER_VARIANTS), size, variant)
+    return (len(REGULARIZER_VARIANTS) + 1, 0, variant)
+
+
+def cell_label(dataset: str, setting: str) -> str:
+    return f"{dataset_name(dataset)} {setting}"
+
+
+def slug(text: str) -> str:
+    """A file-name-safe lower-case form of text."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unnamed"

@@ -1,0 +1,192 @@
+"""The markdown of reports/<grid>/README.md, assembled from the tables, claims and figures of a grid.
+Nothing here depends on the clock, the results folder's location or dictionary order."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from benchmarks.assumptions import ASSUMPTIONS
+from benchmarks.report.claims import VERDICTS, ClaimResult
+from benchmarks.report.figures import RenderedFigure
+from benchmarks.report.formatting import table
+from benchmarks.report.labels import PARTIAL_MARK, REDUCED_MARK, cell_label, dataset_name, dataset_order
+from benchmarks.report.runs import RunSet
+from benchmarks.report.tables import other_references, result_table, timing_table
+
+METHOD_TEXT = (
+    "Differences are paired: two runs with the same dataset, setting and seed were evaluated on the same "
+    "test episodes, so the per-episode difference is one sample. Its 95% CI comes from a bootstrap that "
+    "resamples training seeds with replacement, then episodes within each drawn seed (2,000 resamples, "
+    "fixed generator seed), so it accounts for seed-to-seed variance as well as episode sampling; with a "
+    "single seed it reflects episodes only. Accuracy differences are in percentage points (pp). Claims are "
+    "about classification accuracy; sinusoid runs (MSE) never enter a verdict."
+)
+VERDICT_TEXT = (
+    "Verdicts: **supported**, **refuted**, **inconclusive** (the CIs do not decide), **not comparable** (a "
+    "level against a published full-protocol number, from reduced-iteration runs), **not run** (the runs it "
+    "needs are absent; the reason says which and why)."
+)
+
+
+def claims_section(claims: list[ClaimResult], heading: str = "##") -> str:
+    """The claims table, the verdict rules and each claim's per-setting details."""
+    rows = [(c.cid, c.claim, c.paper, c.ours, c.difference, f"**{c.verdict}**", c.reason) for c in claims]
+    headers = ("#", "claim", "paper's value", "ours", "paired difference (95% CI)", "verdict", "reason")
+    counts = Counter(c.verdict for c in claims)
+    tally = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if counts[v])
+    parts = [
+        f"{heading} Claims",
+        table(headers, rows),
+        f"Tally: {tally}.",
+        METHOD_TEXT,
+        VERDICT_TEXT,
+        f"{heading}# Verdict rules",
+        "\n".join(f"- **{c.cid}**: {c.rule}" for c in claims),
+    ]
+    detailed = [c for c in claims if c.details]
+    if detailed:
+        parts.append(f"{heading}# Details")
+        for c in detailed:
+            parts += [f"**{c.cid}.** {c.claim}", table(c.detail_headers, c.details)]
+    return "\n\n".join(parts)
+
+
+def _partial_descriptions(runs: RunSet) -> list[str]:
+    """'mini-ImageNet train: 22400 of 38400 images' for each partial split, from the records' provenance."""
+    found = set()
+    for run in runs.done:
+        for split in run.partial_splits:
+            provenance = run.record["data"][split]
+            images, expected = provenance.get("images"), provenance.get("expected_images")
+            counts = f": {images} of {expected} images" if images is not None and expected is not None else ""
+            found.add((dataset_order(run.dataset), f"{dataset_name(run.dataset)} {split}{counts}"))
+    return [text for _, text in sorted(found)]
+
+
+def _flags_text(runs: RunSet) -> str:
+    reduced = sum(r.reduced for r in runs.done)
+    partial_runs = sum(bool(r.partial_splits) for r in runs.done)
+    lines = [
+        f"- {REDUCED_MARK} reduced iterations ({reduced} of {len(runs.done)} runs): the grid shortens the "
+        "protocol, so levels are not comparable with published numbers; paired comparisons within the grid are.",
+    ]
+    if partial_runs:
+        lines.append(
+            f"- {PARTIAL_MARK} partial data ({partial_runs} of {len(runs.done)} runs): a split the run used is "
+            f"incomplete ({'; '.join(_partial_descriptions(runs))}). See each record's `data` field."
+        )
+    else:
+        lines.append(f"- {PARTIAL_MARK} partial data: no run used a partial split.")
+    return "\n".join(lines)
+
+
+def _results_section(runs: RunSet) -> str:
+    parts = ["## Results"]
+    if not runs.done:
+        return "## Results\n\nNo finished runs in this grid."
+    for dataset in runs.datasets():
+        for setting in runs.settings(dataset):
+            parts.append(f"### {cell_label(dataset, setting)}")
+            parts.append(result_table(runs, dataset, setting))
+            others = other_references(runs, dataset, setting)
+            if others:
+                parts.append("Published, not run here: " + "; ".join(others) + ".")
+    parts.append(
+        "Accuracy and its 95% CI are over all test episodes pooled over seeds (1.96 · std / √n); the seed "
+        "spread is the standard deviation of the per-seed means; Δ vs MAML is the paired difference on the "
+        "same episodes with a bootstrap CI over seeds and episodes; 'selected iteration' is the "
+        "validation-selected checkpoint (range over seeds)."
+    )
+    timing = timing_table(runs)
+    if timing:
+        parts += ["### Time and memory (median over seeds)", timing]
+    return "\n\n".join(parts)
+
+
+def _figures_section(figures: list[RenderedFigure], skipped: list[str]) -> str:
+    parts = ["## Figures"]
+    parts += [f"**{f.caption}.**\n\n![{f.caption}]({f.name})" for f in figures]
+    if skipped:
+        parts.append("Not drawn (their data is absent):\n\n" + "\n".join(f"- {s}" for s in skipped))
+    return "\n\n".join(parts)
+
+
+def _not_finished_section(runs: RunSet) -> str:
+    if not runs.failed:
+        return "## Runs that did not finish\n\nNone."
+    rows = [(r.key, r.reason or "failed, no reason recorded") for r in sorted(runs.failed, key=lambda r: r.key)]
+    return "## Runs that did not finish\n\n" + table(("run", "reason"), rows)
+
+
+def _assumptions_section(runs: RunSet) -> str:
+    counts: Counter[str] = Counter()
+    unrecorded = 0
+    for run in runs.done:
+        ids = run.record.get("assumptions")
+        if isinstance(ids, list):
+            counts.update(str(i) for i in set(ids))
+        else:
+            unrecorded += 1
+    order = {key: i for i, key in enumerate(ASSUMPTIONS)}
+    ids = sorted(counts, key=lambda k: (order.get(k, len(order)), k))
+    rows = [
+        (
+            f"`{key}`",
+            ASSUMPTIONS.get(key, "not in this version's catalogue (benchmarks/assumptions.py)"),
+            str(counts[key]),
+        )
+        for key in ids
+    ]
+    parts = ["## Assumptions in force"]
+    parts.append(
+        "Every definition this suite had to fix (spec/METHODS.md) or the code makes, as recorded by the runs "
+        "(union over finished runs; 'runs' counts those it applies to)."
+    )
+    parts.append(table(("id", "assumption", "runs"), rows) if rows else "No finished run recorded assumptions.")
+    if unrecorded:
+        parts.append(f"{unrecorded} finished runs recorded no assumptions list.")
+    return "\n\n".join(parts)
+
+
+def _environment_section(runs: RunSet) -> str:
+    counts: Counter[tuple[str, ...]] = Counter()
+    for run in runs.done:
+        env = run.environment
+        revision = str(env.get("git_revision", "unknown"))[:12] + (" (dirty)" if env.get("git_dirty") else "")
+        counts[
+            (
+                f"{env.get('device_name', 'unknown')} ({env.get('device', 'unknown')})",
+                str(env.get("torch", "unknown")),
+                str(env.get("python", "unknown")),
+                str(env.get("strategy") or (env.get("execution") or {}).get("strategy", "unknown")),
+                revision,
+            )
+        ] += 1
+    rows = [(*key, str(n)) for key, n in sorted(counts.items())]
+    if not rows:
+        return "## Environment\n\nNo finished runs."
+    return "## Environment\n\n" + table(("device", "torch", "python", "strategy", "git revision", "runs"), rows)
+
+
+def render_readme(runs: RunSet, claims: list[ClaimResult], figures: list[RenderedFigure], skipped: list[str]) -> str:
+    datasets = ", ".join(dataset_name(d) for d in runs.datasets()) or "none"
+    not_run = sum(1 for r in runs.failed if str(r.reason or "").startswith("not run:"))
+    intro = (
+        f"# Results of grid `{runs.grid}`\n\n"
+        f"Generated by `python -m benchmarks report --grid {runs.grid}` from the stored run records: every number "
+        "is computed from them, except the published values, each shown with its source "
+        "(benchmarks/report/published.py). The same records always give the same file.\n\n"
+        f"Runs: {len(runs.done)} finished, {len(runs.failed)} did not finish ({not_run} not run). "
+        f"Datasets with finished runs: {datasets}."
+    )
+    sections = [
+        intro,
+        _flags_text(runs),
+        claims_section(claims),
+        _results_section(runs),
+        _figures_section(figures, skipped),
+        _not_finished_section(runs),
+        _assumptions_section(runs),
+        _environment_section(runs),
+    ]
+    return "\n\n".join(sections) + "\n"
