@@ -112,7 +112,9 @@ def load_record(path: Path) -> dict[str, Any]:
         raise StoreError(f"{path}: unreadable result record ({e}); delete it to rerun that run") from e
     if not isinstance(record, dict) or record.get("schema") != SCHEMA_VERSION:
         raise StoreError(f"{path}: not a schema-{SCHEMA_VERSION} result record; delete it to rerun that run")
-    missing = [k for k in ("run_id", "key", "status", "method", "dataset", "setting", "seed", "config") if k not in record]
+    missing = [
+        k for k in ("run_id", "key", "status", "method", "dataset", "setting", "seed", "config") if k not in record
+    ]
     if missing:
         raise StoreError(f"{path}: result record lacks {', '.join(missing)}; delete it to rerun that run")
     return record
