@@ -76,7 +76,9 @@ class KernelInner:
             return one_hot(support_y, self.n_outputs, dtype)
         return support_y.reshape(support_y.shape[0], -1).to(dtype)
 
-    def _features(self, features: FeatureFn, params: Params, support_x: Tensor, query_x: Tensor) -> tuple[Tensor, Tensor]:
+    def _features(
+        self, features: FeatureFn, params: Params, support_x: Tensor, query_x: Tensor
+    ) -> tuple[Tensor, Tensor]:
         n = support_x.shape[0]
         if self.bn_mode == "transductive":
             return features(params, support_x, None), features(params, query_x, None)

@@ -66,9 +66,11 @@ class GradientInner:
         if self.bn_mode == "transductive":
             return self._outputs(features, params, query_x, None)
         both = torch.cat([support_x, query_x])
-        return self._outputs(features, params, both, support_x.shape[0])[support_x.shape[0]:]
+        return self._outputs(features, params, both, support_x.shape[0])[support_x.shape[0] :]
 
-    def adapt(self, features: FeatureFn, params: Params, support_x: Tensor, support_y: Tensor, training: bool) -> Params:
+    def adapt(
+        self, features: FeatureFn, params: Params, support_x: Tensor, support_y: Tensor, training: bool
+    ) -> Params:
         """theta after the inner steps. At test time (training=False) the steps are never differentiated."""
         loss_fn = support_loss_fn(self.task)
 

@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time", type=int, default=240, help="SLURM time limit per job, minutes")
     p.add_argument("--array-parallelism", type=int, default=16, help="SLURM jobs running at once")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, help="CPU threads per run (default: PyTorch's own choice)")
+    p.add_argument("--wait", action="store_true", help="slurm: wait for the jobs instead of returning at once")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("list", help="every run key of a grid with its status")
@@ -153,8 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--peers", default="learn2learn", help="comma-separated peers, or 'none'")
     p.add_argument("--reports", default="reports")
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, help="timed meta-iterations per row (default: 20 on CUDA, 5 on CPU)")
+    p.add_argument("--warmup", type=int, help="untimed meta-iterations first (default: 3 on CUDA, 1 on CPU)")
+    p.add_argument("--settings", help="comma-separated setting keys (default: all), e.g. omniglot-5w1s")
+    p.add_argument("--methods", help="comma-separated methods (default: all)")
+    p.add_argument("--strategies", help="comma-separated task-batching strategies (default: all on the device)")
+    p.add_argument("--from-json", help="rewrite README.md and the plot beside this perf.json without measuring")
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's own choice)")
     p.set_defaults(func=cmd_perf)
     return parser
 

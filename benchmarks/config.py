@@ -148,10 +148,10 @@ def parse_assignments(assignments: list[str], where: str = "--set") -> dict[str,
     return out
 
 
-def resolve(
-    values: dict[str, Any], method_defaults: dict[str, Any] | None = None, where: str = "config"
-) -> dict[str, Any]:
+def resolve(values: dict[str, Any], where: str = "config") -> dict[str, Any]:
     """Full config from DEFAULTS, the dataset protocol, the method's defaults and explicit values."""
+    from benchmarks.methods import method_spec  # the registry imports the algorithms (and torch)
+
     check_keys(values, where)
     explicit = {k: coerce(k, v, where) for k, v in values.items()}
     dataset = explicit.get("dataset", DEFAULTS["dataset"])
@@ -159,7 +159,12 @@ def resolve(
         raise ConfigError(f"{where}: unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
     n_way = explicit.get("n_way", DEFAULTS["n_way"])
     k_shot = explicit.get("k_shot", DEFAULTS["k_shot"])
-    config = {**DEFAULTS, **protocol_defaults(dataset, n_way, k_shot), **(method_defaults or {}), **explicit}
+    method = explicit.get("method", DEFAULTS["method"])
+    try:
+        method_defaults = method_spec(method).defaults
+    except KeyError as e:
+        raise ConfigError(f"{where}: {e.args[0]}") from e
+    config = {**DEFAULTS, **protocol_defaults(dataset, n_way, k_shot), **method_defaults, **explicit}
     validate(config, where)
     return config
 

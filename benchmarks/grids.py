@@ -110,7 +110,7 @@ def load_grid(name: str, overrides: dict[str, Any] | None = None, only: str | No
                 for seed in seeds:
                     explicit = {**defaults, **setting, **values, **overrides, "method": method, "seed": seed}
                     where = f"{path} ({setting.get('dataset', '?')}, {method}, {variant})"
-                    config = resolve(explicit, method_spec(method).defaults, where)
+                    config = resolve(explicit, where)
                     setting_id = setting_name(config)
                     key = f"{config['dataset']}/{setting_id}/{method}/{variant}/seed{seed}"
                     runs.append(

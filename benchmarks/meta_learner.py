@@ -114,7 +114,9 @@ class MetaLearner:
         """The meta-gradient of one meta-batch, as the outer loop defines it."""
         per_task = self.outer.needs_per_task_gradients
         if self.strategy == "vmap":
-            grads, aux = self._vmap_gradients(params, batch, per_task)
+            # torch.func.grad needs no requires_grad; on the trainable leaves themselves it would also
+            # record its own backward in their autograd graph and hand back gradients holding it alive.
+            grads, aux = self._vmap_gradients({k: v.detach() for k, v in params.items()}, batch, per_task)
         else:
             grads, aux = self._loop_gradients(params, batch, per_task)
         losses, metrics, retries, failed = aux

@@ -10,7 +10,7 @@ from benchmarks.methods import METHODS
 
 
 def config(method: str, dataset: str = "omniglot", **values) -> dict:
-    return resolve({"method": method, "dataset": dataset, **values}, METHODS[method].defaults)
+    return resolve({"method": method, "dataset": dataset, **values})
 
 
 def test_catalogue_entries_are_single_lines():

@@ -1,0 +1,90 @@
+"""The datasets by name: load a split (through the cache), and build the task source of a run."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from benchmarks.data import cache, cub, fc100, mini_imagenet, omniglot
+from benchmarks.data.episodes import EpisodeSampler
+from benchmarks.data.errors import DataError
+from benchmarks.data.plan import SplitPlan
+from benchmarks.data.sinusoid import SinusoidTasks
+from benchmarks.data.split_data import SPLITS, SplitData
+
+LOADERS: dict[str, ModuleType] = {
+    "omniglot": omniglot,
+    "mini-imagenet": mini_imagenet,
+    "cub": cub,
+    "fc100": fc100,
+}
+
+DATASETS_INFO: dict[str, dict[str, Any]] = {
+    **{name: module.INFO for name, module in LOADERS.items()},
+    "sinusoid": {
+        "sources": ["generated (Finn et al. 2017, section 5.1)"],
+        "layout": "none: tasks are generated",
+        "splits": "train / val / test differ only in their episode seeds",
+        "image_size": None,
+    },
+}
+
+_warned_partial: set[tuple[str, str]] = set()
+
+
+def _check_names(dataset: str, split: str) -> None:
+    if dataset not in LOADERS:
+        raise DataError(f"unknown dataset {dataset!r}; datasets with files: {', '.join(LOADERS)} (and sinusoid)")
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r} of {dataset}; valid: {', '.join(SPLITS)}")
+
+
+def plan_split(dataset: str, split: str, data_root: Path) -> SplitPlan:
+    """Validate the layout and describe the split, without decoding anything."""
+    _check_names(dataset, split)
+    return LOADERS[dataset].plan(Path(data_root), split)
+
+
+def load_split(dataset: str, split: str, data_root: Path, cache_dir: Path, progress: bool = True) -> SplitData:
+    """One split in memory, from the cache when it matches the source files, else decoded and cached."""
+    plan = plan_split(dataset, split, data_root)
+    path = cache.cache_path(Path(cache_dir), dataset, split)
+    stored, how = cache.load_or_build(path, plan.fingerprint, lambda: plan.build(progress))
+    data = plan.finish(stored)
+    data.provenance = {**data.provenance, "cache_file": str(path), "fingerprint": plan.fingerprint, "cache": how}
+    _warn_if_partial(data.provenance, plan.fingerprint)
+    return data
+
+
+def _warn_if_partial(provenance: dict[str, Any], fingerprint: str) -> None:
+    """One warning per partial split and source version in a process, however often it is loaded."""
+    key = (f"{provenance['dataset']}/{provenance['split']}", fingerprint)
+    if not provenance.get("partial") or key in _warned_partial:
+        return
+    _warned_partial.add(key)
+    warnings.warn(
+        f"{provenance['dataset']} {provenance['split']} is partial: {provenance['images']} of "
+        f"{provenance['expected_images']} images present ({provenance['missing_images']} missing) under "
+        f"{provenance['source']}; results on it are not comparable with the full split",
+        stacklevel=3,
+    )
+
+
+def task_source(
+    config: dict[str, Any],
+    split: str,
+    data_root: Path,
+    cache_dir: Path,
+    device: torch.device | str,
+    progress: bool = True,
+) -> EpisodeSampler | SinusoidTasks:
+    """The episodes of a resolved run config for one split (train uses query_train, val/test query_test)."""
+    n_query = config["query_train"] if split == "train" else config["query_test"]
+    if config["dataset"] == "sinusoid":
+        return SinusoidTasks(config["k_shot"], n_query, split, device)
+    data = load_split(config["dataset"], split, data_root, cache_dir, progress)
+    return EpisodeSampler(data, config["n_way"], config["k_shot"], n_query, device)

@@ -1,0 +1,318 @@
+"""`python -m benchmarks perf`: every method under every task-batching strategy, timed against
+learn2learn's MAML and FO-MAML in the same process, on the same device and inputs.
+
+Writes, under <reports>/perf/: perf.json (every raw measurement), README.md (tables, fastest
+strategy, learn2learn ratios, numerics checks, projected hours of the paper and ablations grids)
+and ms_per_iteration.png. `--from-json PATH` rewrites README.md and the plot beside PATH from the
+JSON alone, without measuring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.environment import environment, resolve_device
+from benchmarks.execution import apply_precision
+from benchmarks.methods import METHODS, method_spec
+from benchmarks.perf_ours import (
+    FLOOR_FACTOR,
+    STRATEGY_RTOL,
+    add_numerics,
+    float64_gradient,
+    measure_ours,
+    timed_strategies,
+)
+from benchmarks.perf_peers import (
+    PEER_METHODS,
+    PEER_RTOL,
+    cross_check,
+    import_learn2learn,
+    measure_peer,
+    missing_peer_row,
+    paired_comparison,
+)
+from benchmarks.perf_report import render_readme, write_plot
+from benchmarks.perf_settings import PerfSetting, default_settings, select_settings, synthetic_batch
+from benchmarks.perf_timing import CPU_MEMORY_MEASURE, CUDA_MEMORY_MEASURE
+from benchmarks.store import atomic_write_bytes, atomic_write_json
+
+SCHEMA = 1
+PEERS = ("learn2learn",)
+# (repeats, warm-up) per device type: the GPU numbers of shared/peers used 20 after 3; the shared
+# 2-core CPU must finish in minutes.
+DEFAULT_REPEATS = {"cuda": (20, 3), "cpu": (5, 1)}
+PRECISION = "fp32"  # full float32 on both sides (no TF32), so the numerics checks mean something
+TF32_ENVIRONMENT = ("NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE")
+
+
+def _progress_line(device_name: str, row: dict[str, Any]) -> str:
+    if row["ms"] is None:
+        return f"{device_name} | {row['setting']} | {row['implementation']} {row['method']} | {row['status']}"
+    memory = "n/a" if row["peak_mib"] is None else f"{row['peak_mib']:.1f} MiB"
+    check = "" if row["grad_rel_err_vs_loop"] is None else f" | grad err vs loop {row['grad_rel_err_vs_loop']:.1e}"
+    if row.get("tolerance") is not None:
+        check += f" (tolerance {row['tolerance']:.1e}{'' if row['numerics_ok'] else ', FLAGGED'})"
+    return (
+        f"{device_name} | {row['setting']} | {row['implementation']} {row['method']} [{row['strategy']}] | "
+        f"{row['ms']['median']:.2f} ms/iter (IQR {100 * row['ms']['iqr_fraction']:.0f}%) | "
+        f"adapt {row['adapt_ms']['median']:.2f} ms | {memory}{check}"
+    )
+
+
+def tf32_state() -> dict[str, Any]:
+    """What decides whether float32 matrix products and convolutions use TF32 on this machine: the
+    PyTorch flags and the environment variables that override them (recorded, since a container may
+    set them)."""
+    return {
+        "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+        **{k: os.environ.get(k) for k in TF32_ENVIRONMENT if k in os.environ},
+    }
+
+
+def _failure(error: Exception) -> str:
+    """A failed row's status: the error, on one line."""
+    return f"failed ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def measure(
+    settings: Sequence[PerfSetting],
+    methods: Sequence[str] | None = None,
+    device: torch.device | str = "cpu",
+    repeats: int = 5,
+    warmup: int = 1,
+    peers: Sequence[str] = PEERS,
+    strategies: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] = print,
+    on_setting_done: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Time every (setting, method, strategy) and each peer; return the JSON-ready measurements.
+
+    Per setting, all rows share one synthetic meta-batch and one test episode. The meta-gradient of
+    each strategy at the initial parameters is compared with the 'loop' strategy's, and learn2learn's
+    MAML/FO-MAML meta-gradients with ours. `on_setting_done` gets the measurements so far after each
+    setting (to save partial results of a long run)."""
+    device = torch.device(device)
+    methods = list(methods or METHODS)
+    for m in methods:
+        method_spec(m)
+    strategies = list(strategies or timed_strategies(device))
+    if "loop" in strategies:  # the reference for the numerics check is computed first
+        strategies.remove("loop")
+        strategies.insert(0, "loop")
+    unknown_peers = [p for p in peers if p not in PEERS]
+    if unknown_peers:
+        raise ValueError(f"--peers: unknown peer(s) {unknown_peers}; valid: {', '.join(PEERS)} or 'none'")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"--repeats must be >= 1 and --warmup >= 0, got {repeats} and {warmup}")
+    apply_precision(PRECISION)
+    env = environment(device)
+    l2l, l2l_status = import_learn2learn() if "learn2learn" in peers else (None, "not measured (--peers none)")
+    env["learn2learn"] = l2l_status
+    env["tf32"] = tf32_state()
+    data: dict[str, Any] = {
+        "schema": SCHEMA,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "environment": env,
+        "options": {
+            "repeats": repeats,
+            "warmup": warmup,
+            "seed": seed,
+            "precision": PRECISION,
+            "strategies": strategies,
+            "methods": methods,
+            "peers": list(peers),
+            "strategy_rtol": STRATEGY_RTOL,
+            "peer_rtol": PEER_RTOL,
+            "floor_factor": FLOOR_FACTOR,
+            "memory_measure": CUDA_MEMORY_MEASURE if device.type == "cuda" else CPU_MEMORY_MEASURE,
+        },
+        "settings": [],
+        "rows": [],
+        "cross_checks": [],
+        "paired": [],
+    }
+    rows, checks = data["rows"], data["cross_checks"]
+    progress(f"perf on {env['device_name']} ({device.type}), torch {env['torch']}, learn2learn: {l2l_status}")
+    for setting in settings:
+        c = setting.config("maml")
+        batch = synthetic_batch(setting, c["meta_batch"], c["query_train"], seed, device)
+        eval_task = synthetic_batch(setting, 1, c["query_test"], seed + 1, device)
+        progress(f"-- {setting.key}: {setting.describe()['description']}")
+        for method in methods:
+            try:
+                exact = float64_gradient(setting, method, batch, device, seed)
+            except Exception as e:  # without it the tolerance is the plain one; say why
+                exact = None
+                progress(f"   float64 reference of {method}: {_failure(e)}")
+            loop = None
+            for strategy in strategies:
+                try:
+                    row, gradient = measure_ours(
+                        setting, method, strategy, batch, eval_task, device, repeats, warmup, seed
+                    )
+                except Exception as e:  # one failing row (capture error, out of memory) must not lose the others
+                    row, gradient = missing_peer_row(setting, method, _failure(e)), None
+                    row.update(implementation="amfs-bench", strategy=strategy)
+                if strategy == "loop":
+                    loop = gradient
+                add_numerics(row, gradient, loop, exact)
+                rows.append(row)
+                progress(_progress_line(env["device_name"], row))
+                _free(device)
+        if "learn2learn" in peers:
+            for method in PEER_METHODS:
+                if l2l is None:
+                    row = missing_peer_row(setting, method, l2l_status)
+                else:
+                    try:
+                        row = measure_peer(l2l, setting, method, batch, eval_task, device, repeats, warmup, seed)
+                    except Exception as e:  # as above: record the failure, keep going
+                        row = missing_peer_row(setting, method, _failure(e))
+                rows.append(row)
+                progress(_progress_line(env["device_name"], row))
+                _free(device)
+            if l2l is not None:
+                try:
+                    setting_checks = cross_check(l2l, setting, batch, device, seed)
+                except Exception as e:  # as above
+                    setting_checks = []
+                    progress(f"   learn2learn cross-check {_failure(e)}")
+                for check in setting_checks:
+                    checks.append(check)
+                    verdict = "agree" if check["ok"] else "DISAGREE"
+                    progress(
+                        f"   learn2learn vs ours, {check['method']} meta-gradient: {check['rel_err']:.1e} ({verdict})"
+                    )
+                _free(device)
+                for method in PEER_METHODS:
+                    pair = _paired(l2l, setting, method, rows, batch, device, repeats, warmup, seed, progress)
+                    if pair is not None:
+                        data["paired"].append(pair)
+                    _free(device)
+        data["settings"].append(setting.describe())
+        if on_setting_done is not None:
+            on_setting_done(data)
+    return data
+
+
+def _paired(
+    l2l: Any,
+    setting: PerfSetting,
+    method: str,
+    rows: list[dict[str, Any]],
+    batch: Any,
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    seed: int,
+    progress: Callable[[str], None],
+) -> dict[str, Any] | None:
+    """The alternating comparison of our fastest strategy of `method` with learn2learn's, if both
+    were measured in this setting."""
+    ours = [
+        r
+        for r in rows
+        if r["setting"] == setting.key and r["implementation"] == "amfs-bench" and r["method"] == method and r["ms"]
+    ]
+    if not ours:
+        return None
+    fastest = min(ours, key=lambda r: r["ms"]["median"])["strategy"]
+    try:
+        pair = paired_comparison(l2l, setting, method, fastest, batch, device, repeats, warmup, seed)
+    except Exception as e:  # as for the rows: record nothing invented, say why
+        progress(f"   paired comparison of {method}: {_failure(e)}")
+        return None
+    progress(
+        f"   paired, alternating iterations: {method} [{fastest}] {pair['ours_ms']['median']:.2f} ms vs learn2learn "
+        f"{pair['peer_ms']['median']:.2f} ms: ours {pair['speedup']['median']:.2f}x faster (median over pairs)"
+    )
+    return pair
+
+
+def write_reports(data: dict[str, Any], folder: Path) -> Path:
+    """perf.json, README.md and ms_per_iteration.png in `folder`; returns the README path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "perf.json", data)
+    return regenerate(folder / "perf.json")
+
+
+def regenerate(json_path: Path) -> Path:
+    """README.md and the plot beside a perf.json, from its contents only."""
+    try:
+        data = json.loads(json_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{json_path}: cannot read perf measurements ({e}); run `python -m benchmarks perf`") from e
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"{json_path}: schema {data.get('schema')!r}, expected {SCHEMA}; re-measure")
+    readme = json_path.parent / "README.md"
+    atomic_write_bytes(readme, render_readme(data).encode())
+    write_plot(data, json_path.parent / "ms_per_iteration.png")
+    return readme
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def perf_command(args: argparse.Namespace) -> int:
+    """Entry point of `python -m benchmarks perf`."""
+    from_json = getattr(args, "from_json", None)
+    try:
+        if from_json:
+            print(f"wrote {regenerate(Path(from_json))}")
+            return 0
+        device = resolve_device(args.device)
+        default_repeats, default_warmup = DEFAULT_REPEATS["cuda" if device.type == "cuda" else "cpu"]
+        repeats = args.repeats if args.repeats is not None else default_repeats
+        warmup = args.warmup if args.warmup is not None else default_warmup
+        settings = select_settings(default_settings(device), getattr(args, "settings", None))
+        methods = _split(getattr(args, "methods", None))
+        for m in methods or []:
+            method_spec(m)
+        strategies = _split(getattr(args, "strategies", None))
+        unknown = [s for s in strategies or [] if s not in timed_strategies(device)]
+        if unknown:
+            raise ValueError(
+                f"--strategies: {unknown} not available on {device.type}; valid: {timed_strategies(device)}"
+            )
+        peers = [] if args.peers == "none" else _split(args.peers) or []
+        threads = getattr(args, "threads", None)
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"--threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
+    except (ValueError, KeyError, RuntimeError) as e:  # bad arguments or no such device: say which
+        print(f"perf: {e}", file=sys.stderr)
+        return 2
+    folder = Path(args.reports) / "perf"
+    data = measure(
+        settings,
+        methods,
+        device,
+        repeats,
+        warmup,
+        peers,
+        strategies,
+        on_setting_done=lambda d: write_reports(d, folder),
+    )
+    readme = write_reports(data, folder)
+    print(f"wrote {readme}, {readme.parent / 'perf.json'} and {readme.parent / 'ms_per_iteration.png'}")
+    return 0

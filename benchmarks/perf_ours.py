@@ -1,0 +1,230 @@
+"""Our side of `python -m benchmarks perf`: one method under one task-batching strategy, built the
+way benchmarks/training.py builds a run (same backbone, execution, optimiser and step), timed per
+meta-iteration and per test adaptation, with its meta-gradient at the initial parameters kept for
+the numerics checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from benchmarks.backbones import BackboneSpec, build_backbone
+from benchmarks.execution import Execution, resolve_execution
+from benchmarks.meta_learner import STRATEGIES, MetaLearner, StepResult
+from benchmarks.methods import build_inner, build_outer, build_regularizer
+from benchmarks.perf_settings import PerfSetting
+from benchmarks.perf_timing import PeakMemory, summarize, time_calls
+from benchmarks.tasks import TaskBatch
+
+Params = dict[str, Tensor]
+
+# Strategies computing the same meta-gradient must agree to this relative error in float32, or to
+# FLOOR_FACTOR times float32's own error on the meta-batch where that is larger (gradient_agreement).
+STRATEGY_RTOL = 1e-4
+FLOOR_FACTOR = 10.0
+
+
+def timed_strategies(device: torch.device) -> list[str]:
+    """Every task-batching strategy of MetaLearner, plus the CUDA-graph replay of the vmap step
+    (benchmarks/graphed_step.py, config strategy 'graph') where the device is a GPU."""
+    names = list(STRATEGIES)
+    if device.type == "cuda" and "graph" not in names:
+        names.append("graph")
+    return names
+
+
+def flat_gradient(gradients: Params) -> Tensor:
+    """All gradients as one float64 CPU vector, in sorted parameter-name order."""
+    return torch.cat([gradients[k].detach().reshape(-1).double().cpu() for k in sorted(gradients)])
+
+
+def relative_error(value: Tensor, reference: Tensor) -> float:
+    """||value - reference|| / ||reference|| (absolute error when the reference is zero)."""
+    scale = float(reference.norm())
+    diff = float((value - reference).norm())
+    return diff / scale if scale > 0 else diff
+
+
+@dataclass
+class PreparedRun:
+    """A learner with its parameters, optimiser and one-call meta-iteration, ready to time."""
+
+    config: dict[str, Any]
+    execution: Execution
+    learner: MetaLearner
+    params: Params
+    step: Callable[[], StepResult]
+    initial_gradient: Tensor | None  # flat meta-gradient at the initial parameters, when asked for
+
+
+def prepare_run(
+    setting: PerfSetting,
+    method: str,
+    strategy: str,
+    batch: TaskBatch,
+    device: torch.device,
+    seed: int,
+    with_gradient: bool = True,
+) -> PreparedRun:
+    """Build `method` in `setting` as a training run would, with `strategy` for task batching, and
+    (with_gradient) compute its meta-gradient at the initial parameters. The kernel's sigma is
+    initialised from `batch`, as the runner does from its first meta-batch."""
+    config = setting.config(method)
+    execution, _ = resolve_execution({**config, "strategy": strategy}, device)
+    spec = BackboneSpec(
+        "conv4",
+        setting.channels,
+        setting.image_size,
+        config["backbone.filters"],
+        config["backbone.pooling"],
+        execution.conv_impl,
+    )
+    module, backbone_params = build_backbone(spec, seed)
+    learner = MetaLearner(
+        module.to(device), build_inner(config), build_outer(config), build_regularizer(config), execution.strategy
+    )
+    params = {
+        k: v.detach().to(device).requires_grad_(True) for k, v in learner.init_parameters(backbone_params, seed).items()
+    }
+    init = getattr(learner.inner, "data_dependent_init", None)
+    if init is not None:
+        with torch.no_grad():
+            for k, v in init(learner.features, params, batch.support_x, batch.query_x).items():
+                params[k].copy_(v)
+    optimizer = torch.optim.Adam(list(params.values()), lr=config["meta_lr"], capturable=execution.graph)
+    try:
+        step, initial = _step_and_gradient(learner, params, optimizer, batch, execution.graph, with_gradient)
+    except BaseException:
+        release_gradients(params)
+        raise
+    return PreparedRun(config, execution, learner, params, step, initial)
+
+
+def _step_and_gradient(
+    learner: MetaLearner,
+    params: Params,
+    optimizer: torch.optim.Optimizer,
+    batch: TaskBatch,
+    graph: bool,
+    with_gradient: bool,
+) -> tuple[Callable[[], StepResult], Tensor | None]:
+    """The meta-iteration of a run (as benchmarks/training.py steps) and, if asked, the flat
+    meta-gradient at the current parameters."""
+    if graph:
+        from benchmarks.graphed_step import GraphedTrainStep
+
+        graphed = GraphedTrainStep(learner, params, optimizer, batch)
+        # The replay computes the meta-gradient at the current (initial) parameters, then steps.
+        return (lambda: graphed(batch)), flat_gradient(graphed(batch).gradients)
+
+    def step() -> StepResult:
+        result = learner.meta_gradients(params, batch)
+        for k, p in params.items():
+            p.grad = result.gradients[k]
+        optimizer.step()
+        return result
+
+    return step, flat_gradient(learner.meta_gradients(params, batch).gradients) if with_gradient else None
+
+
+def release_gradients(params: Params) -> None:
+    """Drop the .grad of every parameter. A meta-gradient computed by torch.func from parameters that
+    require grad carries an autograd graph that leads back to the parameter itself; stored in .grad,
+    that is a reference cycle through C++ that Python's collector cannot free, and it would keep the
+    row's memory (activations included) alive into the next row."""
+    for p in params.values():
+        p.grad = None
+
+
+def float64_gradient(setting: PerfSetting, method: str, batch: TaskBatch, device: torch.device, seed: int) -> Tensor:
+    """The 'loop' meta-gradient at the initial parameters computed in float64: the reference that
+    tells float32 rounding (present in every implementation) from a wrong computation."""
+    run = prepare_run(setting, method, "loop", batch, device, seed, with_gradient=False)
+    params = {k: v.detach().double().requires_grad_(True) for k, v in run.params.items()}
+    batch64 = TaskBatch(batch.support_x.double(), batch.support_y, batch.query_x.double(), batch.query_y)
+    return flat_gradient(run.learner.meta_gradients(params, batch64).gradients)
+
+
+def gradient_agreement(gradient: Tensor, reference: Tensor, exact: Tensor | None, rtol: float) -> dict[str, Any]:
+    """How far a float32 meta-gradient is from a float32 reference computed another way, and whether
+    that is within tolerance. The tolerance is max(rtol, FLOOR_FACTOR x the reference's own error
+    against the float64 gradient): some meta-batches are ill-conditioned enough that float32 rounding
+    alone moves the meta-gradient by more than rtol, and two correct float32 implementations then
+    differ by about that much too."""
+    error = relative_error(gradient, reference)
+    floor = relative_error(reference, exact) if exact is not None else None
+    tolerance = rtol if floor is None else max(rtol, FLOOR_FACTOR * floor)
+    return {
+        "rel_err": error,
+        "vs_float64": relative_error(gradient, exact) if exact is not None else None,
+        "float32_floor": floor,
+        "tolerance": tolerance,
+        "ok": error <= tolerance,
+    }
+
+
+def measure_ours(
+    setting: PerfSetting,
+    method: str,
+    strategy: str,
+    batch: TaskBatch,
+    eval_task: TaskBatch,
+    device: torch.device,
+    repeats: int,
+    warmup: int,
+    seed: int = 0,
+) -> tuple[dict[str, Any], Tensor]:
+    """One table row (ms per meta-iteration, adaptation ms per test episode, peak memory; the
+    numerics fields are filled in by the caller) and this strategy's initial meta-gradient."""
+    run = prepare_run(setting, method, strategy, batch, device, seed)
+    try:
+        with PeakMemory(device) as memory:
+            samples = time_calls(run.step, device, repeats, warmup)
+        adapt = time_calls(lambda: run.learner.evaluate(run.params, eval_task), device, repeats, warmup)
+    finally:
+        release_gradients(run.params)
+    row = {
+        "setting": setting.key,
+        "implementation": "amfs-bench",
+        "method": method,
+        "strategy": strategy,
+        "execution": run.execution.as_dict(),
+        "ms": summarize(samples),
+        "ms_samples": samples,
+        "adapt_ms": summarize(adapt),
+        "adapt_ms_samples": adapt,
+        "peak_mib": memory.mib,
+        "status": "measured",
+        **empty_numerics(),
+    }
+    return row, run.initial_gradient
+
+
+def empty_numerics() -> dict[str, Any]:
+    """The numerics fields of a row before (or without) a comparison."""
+    return {
+        "grad_rel_err_vs_loop": None,
+        "grad_rel_err_vs_float64": None,
+        "float32_floor": None,
+        "tolerance": None,
+        "numerics_ok": None,
+    }
+
+
+def add_numerics(row: dict[str, Any], gradient: Tensor | None, loop: Tensor | None, exact: Tensor | None) -> None:
+    """Fill a row's numerics fields: its meta-gradient against the 'loop' strategy's (float32) and
+    the float64 one. Left empty when a gradient is missing (a failed row)."""
+    if gradient is None or loop is None:
+        return
+    agreement = gradient_agreement(gradient, loop, exact, STRATEGY_RTOL)
+    row.update(
+        grad_rel_err_vs_loop=agreement["rel_err"],
+        grad_rel_err_vs_float64=agreement["vs_float64"],
+        float32_floor=agreement["float32_floor"],
+        tolerance=agreement["tolerance"],
+        numerics_ok=agreement["ok"],
+    )

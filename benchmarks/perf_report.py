@@ -1,0 +1,411 @@
+"""reports/perf/README.md and ms_per_iteration.png, as pure functions of perf.json."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.methods import METHODS
+from benchmarks.perf_peers import PEER_METHODS
+from benchmarks.perf_projection import project_grid
+
+PROJECTED_GRIDS = ("paper", "ablations")
+PEER_LABELS = {"maml": "MAML (2nd order)", "fomaml": "FO-MAML"}
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def _sci(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1e}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+def sorted_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows in report order: setting, our methods (registry order) then peers, strategy."""
+    settings = [s["key"] for s in data["settings"]]
+    methods = list(METHODS)
+    strategies = data["options"]["strategies"]
+
+    def order(r: dict[str, Any]) -> tuple:
+        peer = r["implementation"] != "amfs-bench"
+        method = list(PEER_METHODS).index(r["method"]) if peer else methods.index(r["method"])
+        strategy = strategies.index(r["strategy"]) if r["strategy"] in strategies else len(strategies)
+        return settings.index(r["setting"]), peer, method, strategy
+
+    return sorted(data["rows"], key=order)
+
+
+def _label(row: dict[str, Any]) -> str:
+    if row["implementation"] == "amfs-bench":
+        return f"{row['method']} [{row['strategy']}]"
+    return f"learn2learn {PEER_LABELS.get(row['method'], row['method'])}"
+
+
+def _peer_ms(data: dict[str, Any], setting: str, method: str) -> float | None:
+    for r in data["rows"]:
+        if r["setting"] == setting and r["implementation"] == "learn2learn" and r["method"] == method and r["ms"]:
+            return r["ms"]["median"]
+    return None
+
+
+def _speedup(peer: float | None, ours: dict | None) -> float | None:
+    return None if peer is None or ours is None else peer / ours["median"]
+
+
+def _main_table(data: dict[str, Any], device: str) -> list[str]:
+    header = [
+        "device",
+        "setting",
+        "implementation",
+        "method",
+        "strategy",
+        "ms / meta-iteration",
+        "spread",
+        "adaptation ms / episode",
+        "peak memory MiB",
+        "grad rel. err. vs loop",
+        "vs float64",
+        "tolerance",
+        "vs l2l MAML",
+        "vs l2l FO-MAML",
+        "check",
+    ]
+    rows = []
+    for r in sorted_rows(data):
+        if r["ms"] is None:
+            rows.append(
+                [device, r["setting"], r["implementation"], r["method"], r["strategy"], r["status"]] + ["n/a"] * 9
+            )
+            continue
+        ours = r["implementation"] == "amfs-bench"
+        maml = _peer_ms(data, r["setting"], "maml")
+        fomaml = _peer_ms(data, r["setting"], "fomaml")
+        tolerance = r.get("tolerance") or data["options"]["strategy_rtol"]
+        check = "-" if r["numerics_ok"] is None else "ok" if r["numerics_ok"] else f"FLAGGED (> {tolerance:.1e})"
+        rows.append(
+            [
+                device,
+                r["setting"],
+                r["implementation"],
+                r["method"] if ours else PEER_LABELS.get(r["method"], r["method"]),
+                r["strategy"],
+                _ms(r["ms"]["median"]),
+                f"{100 * r['ms']['iqr_fraction']:.0f}%",
+                _ms(r["adapt_ms"]["median"]),
+                "n/a" if r["peak_mib"] is None else f"{r['peak_mib']:.1f}",
+                _sci(r["grad_rel_err_vs_loop"]) if ours else "-",
+                _sci(r.get("grad_rel_err_vs_float64")) if ours else "-",
+                _sci(tolerance) if ours and r["numerics_ok"] is not None else "-",
+                _ratio(_speedup(maml, r["ms"])),
+                _ratio(_speedup(fomaml, r["ms"])),
+                check,
+            ]
+        )
+    return _table(header, rows)
+
+
+def _fastest_table(data: dict[str, Any], device: str) -> list[str]:
+    header = ["device", "setting", "method", "fastest strategy", "ms / meta-iteration", "next strategy", "vs l2l MAML"]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in sorted_rows(data):
+        if r["implementation"] == "amfs-bench" and r["ms"] is not None:
+            groups[(r["setting"], r["method"])].append(r)
+    rows = []
+    for (setting, method), members in groups.items():
+        ranked = sorted(members, key=lambda r: r["ms"]["median"])
+        best = ranked[0]
+        if len(ranked) > 1:
+            nxt = ranked[1]
+            following = f"{nxt['strategy']} ({nxt['ms']['median'] / best['ms']['median']:.2f}x slower)"
+        else:
+            following = "-"
+        maml = _peer_ms(data, setting, "maml")
+        rows.append(
+            [
+                device,
+                setting,
+                method,
+                best["strategy"],
+                _ms(best["ms"]["median"]),
+                following,
+                _ratio(_speedup(maml, best["ms"])),
+            ]
+        )
+    return _table(header, rows)
+
+
+def _paired_table(data: dict[str, Any], device: str) -> list[str]:
+    header = ["device", "setting", "method", "our strategy", "ours ms", "learn2learn ms", "speed-up", "spread"]
+    order = [s["key"] for s in data["settings"]]
+    pairs = sorted(data["paired"], key=lambda p: (order.index(p["setting"]), list(PEER_METHODS).index(p["method"])))
+    rows = [
+        [
+            device,
+            p["setting"],
+            f"{p['method']} vs l2l {PEER_LABELS.get(p['method'], p['method'])}",
+            p["strategy"],
+            _ms(p["ours_ms"]["median"]),
+            _ms(p["peer_ms"]["median"]),
+            _ratio(p["speedup"]["median"]),
+            f"{100 * p['speedup']['iqr_fraction']:.0f}%",
+        ]
+        for p in pairs
+    ]
+    return _table(header, rows)
+
+
+def _cross_check_table(data: dict[str, Any], device: str) -> list[str]:
+    header = [
+        "device",
+        "setting",
+        "meta-gradient",
+        "rel. error l2l vs ours",
+        "l2l vs float64",
+        "ours vs float64",
+        "tolerance",
+        "l2l vs ours of the other order",
+        "verdict",
+    ]
+    order = [s["key"] for s in data["settings"]]
+    checks = sorted(
+        data["cross_checks"], key=lambda c: (order.index(c["setting"]), list(PEER_METHODS).index(c["method"]))
+    )
+    rows = [
+        [
+            device,
+            c["setting"],
+            PEER_LABELS.get(c["method"], c["method"]),
+            _sci(c["rel_err"]),
+            _sci(c.get("vs_float64")),
+            _sci(c.get("float32_floor")),
+            _sci(c["tolerance"]),
+            _sci(c["vs_other_order"]),
+            "agree" if c["ok"] else "DISAGREE",
+        ]
+        for c in checks
+    ]
+    return _table(header, rows)
+
+
+def _hours(value: float) -> str:
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
+def _projection_section(data: dict[str, Any], grid: str, unit: str) -> list[str]:
+    try:
+        runs, missing = project_grid(grid, data)
+    except Exception as e:  # a grid that no longer loads must not hide the measurements
+        return [f"### Grid `{grid}`", "", f"not projected: {type(e).__name__}: {e}", ""]
+    methods = [m for m in METHODS if any(r.method == m for r in runs)]
+    cells: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    reasons: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in runs:
+        cells[(r.dataset_setting, r.variant)][r.method] += r.hours
+        counts[(r.dataset_setting, r.variant)] += 1
+        reasons[(r.dataset_setting, r.variant)].update(r.reasons)
+    header = ["setting", "variant", "runs", *methods, "total", "basis"]
+    rows = []
+    for key in cells:  # grid order
+        row_cells = [_hours(cells[key][m]) if m in cells[key] else "-" for m in methods]
+        basis = "; ".join(sorted(reasons[key])) or "measured setting"
+        estimate = "estimate: " if reasons[key] else ""
+        rows.append([key[0], key[1], str(counts[key]), *row_cells, _hours(sum(cells[key].values())), estimate + basis])
+    total = sum(r.hours for r in runs)
+    exact = sum(r.hours for r in runs if not r.estimate)
+    train = sum(r.train_hours for r in runs)
+    lines = [f"### Grid `{grid}`: {_hours(total)} {unit} in all ({len(runs)} runs)", ""]
+    lines += [
+        f"Meta-training {_hours(train)} h, validation and test adaptation {_hours(total - train)} h; "
+        f"{_hours(exact)} h from exactly measured settings, {_hours(total - exact)} h estimated. "
+        f"{unit} per cell, summed over seeds.",
+        "",
+    ]
+    lines += _table(header, rows)
+    if missing:
+        lines += ["", f"Not projected (no measured row of a matching method): {', '.join(missing)}"]
+    return lines + [""]
+
+
+def _noise_lines(data: dict[str, Any]) -> list[str]:
+    spreads = [r["ms"]["iqr_fraction"] for r in data["rows"] if r["ms"] is not None and len(r["ms_samples"]) >= 2]
+    if not spreads:
+        return ["Too few repeats to say anything about noise."]
+    worst = max((r for r in data["rows"] if r["ms"] is not None), key=lambda r: r["ms"]["iqr_fraction"])
+    return [
+        f"Spread (interquartile range of the {data['options']['repeats']} timed meta-iterations, as a fraction of "
+        f"their median): median {100 * statistics.median(spreads):.0f}% over the rows, largest "
+        f"{100 * worst['ms']['iqr_fraction']:.0f}% ({worst['setting']}, {_label(worst)})."
+    ]
+
+
+def _tolerance_text(options: dict[str, Any]) -> str:
+    text = (
+        "- grad rel. err. vs loop: ||g - g_loop|| / ||g_loop|| of the float32 meta-gradients at the initial "
+        "parameters; vs float64: the same against the loop strategy's meta-gradient computed in float64. "
+    )
+    if "floor_factor" not in options:
+        return (
+            text + f"A row is FLAGGED above {options['strategy_rtol']:.0e} (this measurement has no float64 reference)."
+        )
+    return text + (
+        f"A row is FLAGGED above its tolerance, max({options['strategy_rtol']:.0e}, {options['floor_factor']:g} x the "
+        "float32 loop gradient's own error against float64): on some meta-batches float32 rounding alone moves the "
+        "meta-gradient by more than 1e-4 (a few ill-conditioned tasks), and correct implementations then differ by "
+        "that much too."
+    )
+
+
+def _tf32_text(state: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in state.items())
+
+
+def render_readme(data: dict[str, Any]) -> str:
+    """The perf report as markdown, from the measurements alone (plus the grid files for the
+    projections)."""
+    env, options = data["environment"], data["options"]
+    device = env["device_name"]
+    gpu = env["device"] == "cuda"
+    unit = "GPU-hours" if gpu else "CPU-hours"
+    lines = [
+        "# Performance: amfs-bench methods against learn2learn",
+        "",
+        f"Measured by `python -m benchmarks perf` on **{device}** ({env['device']}, {env['threads']} CPU threads), "
+        f"{data['created']}; torch {env['torch']}, Python {env['python']}, learn2learn {env['learn2learn']}; "
+        f"git {env['git_revision'][:12]}{' (uncommitted changes)' if env['git_dirty'] else ''}"
+        + (f"; TF32 state while measuring: {_tf32_text(env['tf32'])}." if gpu else "."),
+        "",
+        f"Median of {options['repeats']} meta-iterations after {options['warmup']} warm-up, per row; synthetic inputs "
+        "of the real shapes (random images, labels 0..N-1); the same meta-batch and test episode for every row of a "
+        f"setting; full float32 on both sides (precision `{options['precision']}`, TF32 off). Regenerate this page "
+        "and the plot without measuring: `python -m benchmarks perf --from-json <this folder>/perf.json`.",
+        "",
+        "## Settings",
+        "",
+    ]
+    lines += _table(
+        ["setting", "what is timed", "note"],
+        [[s["key"], s["description"], s["note"] or "-"] for s in data["settings"]],
+    )
+    lines += [
+        "",
+        "## Time per meta-iteration, adaptation time, memory",
+        "",
+        "- ms / meta-iteration: one meta-gradient of the meta-batch plus the Adam step, "
+        + ("timed with CUDA events" if gpu else "wall clock")
+        + "; strategies: `loop` (tasks one by one), `vmap` (all tasks in one torch.func computation)"
+        + (", `graph` (the vmap step replayed from a CUDA graph)" if "graph" in options["strategies"] else "")
+        + "; learn2learn: `l2l.algorithms.MAML` with its clone/adapt loop on an nn.Module copy of the same Conv-4.",
+        "- spread: interquartile range of the timed meta-iterations over their median.",
+        "- adaptation: test-time adaptation of one episode (MetaLearner.evaluate on one task with the test steps; "
+        "learn2learn: clone + first-order adapt steps + query accuracy).",
+        f"- peak memory: {options['memory_measure']}.",
+        _tolerance_text(options),
+        "- vs l2l MAML / FO-MAML: learn2learn's ms / this row's ms in the same run (above 1: this row is faster).",
+        "",
+    ]
+    lines += _main_table(data, device)
+    if data.get("paired"):
+        lines += ["", "## Paired comparison with learn2learn (alternating iterations)", ""]
+        lines += [
+            "Our fastest strategy of the method (table above) and learn2learn's, timed in alternation on the same "
+            "meta-batch, so that load from other work hits both sides of each pair alike. Speed-up: median over "
+            "pairs of learn2learn's ms / ours (above 1: ours is faster); spread as above, of the per-pair ratios.",
+            "",
+        ]
+        lines += _paired_table(data, device)
+    lines += ["", "## Fastest strategy per method", ""]
+    lines += _fastest_table(data, device)
+    lines += ["", "## learn2learn cross-check of the meta-gradient", ""]
+    if data["cross_checks"]:
+        lines += [
+            "Same weights, same meta-batch: learn2learn's MAML (second order) and FO-MAML meta-gradients against ours "
+            "(`maml` and `fomaml`, loop strategy), with the tolerance rule above (float64 reference: the float32 "
+            "floor is our float32 gradient's error against it). Two independent implementations agreeing, while each "
+            "is far from the other order's gradient, is strong evidence that both are right.",
+            "",
+        ]
+        lines += _cross_check_table(data, device)
+    else:
+        lines += [f"Not run: learn2learn {env['learn2learn']}."]
+    lines += ["", "## Time per meta-iteration (plot)", "", "![ms per meta-iteration](ms_per_iteration.png)", ""]
+    lines += [f"## Projected {unit} of the paper and ablations grids", ""]
+    if gpu:
+        lines += [f"Projected from this measurement on {device}."]
+    else:
+        lines += [
+            f"**CPU projections** (measured on {device}): projections of the grids only make sense from a GPU "
+            "measurement; these say how long the grids would take on this CPU."
+        ]
+    lines += [
+        "",
+        "Per run: iterations x ms per meta-iteration (times the run's meta-batch / the measured meta-batch where "
+        "they differ: linear scaling, an approximation) + (test episodes + validation episodes) x adaptation ms per "
+        "episode, with the method's row in the closest measured setting under the strategy the run would use. A cell "
+        "marked *estimate* lists what differs from the measurement (setting timed as another, meta-batch scaled, ...).",
+        "",
+    ]
+    for grid in PROJECTED_GRIDS:
+        lines += _projection_section(data, grid, unit)
+    lines += ["## Noise", ""]
+    lines += _noise_lines(data)
+    if not gpu:
+        lines += [
+            "",
+            "The CPU is shared with other work while measuring, so CPU timings carry that noise; medians are reported.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_plot(data: dict[str, Any], path: Path) -> None:
+    """Log-scale horizontal bars of ms per meta-iteration, one panel per setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = [s["key"] for s in data["settings"]]
+    rows = [r for r in sorted_rows(data) if r["ms"] is not None]
+    strategies = data["options"]["strategies"]
+    palette = ["#4c72b0", "#dd8452", "#55a868", "#8172b3", "#937860"]
+    colours = {s: palette[i % len(palette)] for i, s in enumerate(strategies)}
+    per_setting = [[r for r in rows if r["setting"] == s] for s in settings]
+    heights = [max(len(p), 1) * 0.32 + 0.9 for p in per_setting]
+    fig, axes = plt.subplots(len(settings), 1, figsize=(9, sum(heights) + 0.8), height_ratios=heights, squeeze=False)
+    for ax, setting, members in zip(axes[:, 0], settings, per_setting, strict=True):
+        labels = [_label(r) for r in members]
+        values = [r["ms"]["median"] for r in members]
+        colors = [
+            colours.get(r["strategy"], "#c44e52") if r["implementation"] == "amfs-bench" else "#c44e52" for r in members
+        ]
+        ax.barh(range(len(members)), values, color=colors)
+        ax.set_yticks(range(len(members)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_title(setting, fontsize=10, loc="left")
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {v:.1f}", va="center", fontsize=7)
+        if values:
+            ax.set_xlim(min(values) / 1.5, max(values) * 3)
+        ax.grid(axis="x", which="both", alpha=0.3)
+    axes[-1, 0].set_xlabel("ms per meta-iteration (median, log scale; lower is faster)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[s]) for s in strategies]
+    handles.append(plt.Rectangle((0, 0), 1, 1, color="#c44e52"))
+    fig.legend(handles, [f"ours: {s}" for s in strategies] + ["learn2learn"], loc="upper right", fontsize=8)
+    fig.suptitle(f"Time per meta-iteration on {data['environment']['device_name']}", fontsize=11, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,213 @@
+"""`python -m benchmarks perf` on tiny settings: end to end on the CPU, the README regenerated from
+the JSON, the numerics checks between strategies and against learn2learn, and the projections."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks import perf
+from benchmarks.cli import main
+from benchmarks.grids import load_grid
+from benchmarks.methods import METHODS
+from benchmarks.perf_ours import STRATEGY_RTOL
+from benchmarks.perf_peers import PEER_RTOL, cross_check, import_learn2learn
+from benchmarks.perf_projection import project_run
+from benchmarks.perf_settings import PerfSetting, synthetic_batch
+from benchmarks.perf_timing import PeakMemory
+
+CPU = torch.device("cpu")
+
+
+def tiny_setting(steps: int = 1) -> PerfSetting:
+    """2 tasks of 3-way 1-shot 12x12 images, 2 queries per class, a 4-filter Conv-4."""
+    values = {
+        "dataset": "omniglot",
+        "n_way": 3,
+        "k_shot": 1,
+        "meta_batch": 2,
+        "query_train": 2,
+        "query_test": 2,
+        "backbone.filters": 4,
+        "inner.steps_train": steps,
+    }
+    return PerfSetting("tiny", values, 1, 12)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny shapes run fastest, and least disturbed by other work on the machine, on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def measured() -> dict:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return perf.measure([tiny_setting()], device=CPU, repeats=2, warmup=0, progress=lambda _: None)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_measure_times_every_method_and_strategy_and_writes_the_report(measured: dict, tmp_path: Path):
+    ours = [r for r in measured["rows"] if r["implementation"] == "amfs-bench"]
+    assert {(r["method"], r["strategy"]) for r in ours} == {(m, s) for m in METHODS for s in ("loop", "vmap")}
+    for r in ours:
+        assert r["ms"]["median"] > 0 and r["adapt_ms"]["median"] > 0
+        assert len(r["ms_samples"]) == 2
+        assert r["grad_rel_err_vs_loop"] < STRATEGY_RTOL and r["numerics_ok"], r
+    readme = perf.write_reports(measured, tmp_path / "perf").read_text()
+    for method in METHODS:
+        assert f"| {method} | loop |" in readme and f"| {method} | vmap |" in readme
+    assert measured["environment"]["device_name"] in readme
+    assert (tmp_path / "perf" / "ms_per_iteration.png").stat().st_size > 0
+    assert "CPU projections" in readme and "### Grid `paper`" in readme and "### Grid `ablations`" in readme
+
+
+def test_readme_regenerates_identically_from_the_json(measured: dict, tmp_path: Path):
+    readme = perf.write_reports(measured, tmp_path / "perf")
+    first = readme.read_text()
+    readme.unlink()
+    assert main(["perf", "--from-json", str(tmp_path / "perf" / "perf.json")]) == 0
+    assert readme.read_text() == first
+
+
+def test_every_table_row_names_the_device(measured: dict):
+    text = perf.render_readme(measured)
+    device = measured["environment"]["device_name"]
+    table_rows = [line for line in text.splitlines() if line.startswith("| ") and "tiny" in line.split("|")[2]]
+    assert table_rows and all(line.startswith(f"| {device} |") for line in table_rows)
+
+
+def test_learn2learn_rows_and_cross_check(measured: dict):
+    l2l, status = import_learn2learn()
+    peers = [r for r in measured["rows"] if r["implementation"] == "learn2learn"]
+    assert {r["method"] for r in peers} == {"maml", "fomaml"}
+    if l2l is None:
+        assert all(r["status"] == status and r["ms"] is None for r in peers)
+    else:
+        assert all(r["ms"]["median"] > 0 for r in peers)
+        assert {c["method"] for c in measured["cross_checks"]} == {"maml", "fomaml"}
+        pairs = {p["method"]: p for p in measured["paired"]}
+        assert set(pairs) == {"maml", "fomaml"}
+        for p in pairs.values():
+            assert len(p["ours_samples"]) == len(p["peer_samples"]) == 2
+            ratios = sorted(t / o for t, o in zip(p["peer_samples"], p["ours_samples"], strict=True))
+            assert p["speedup"]["median"] == pytest.approx(sum(ratios) / 2)
+        assert "## Paired comparison with learn2learn" in perf.render_readme(measured)
+
+
+def test_missing_learn2learn_gives_rows_without_numbers(monkeypatch, tmp_path: Path):
+    monkeypatch.setattr(perf, "import_learn2learn", lambda: (None, "not installed (ModuleNotFoundError)"))
+    data = perf.measure([tiny_setting()], ["i-amfs"], CPU, 1, 0, strategies=["loop"], progress=lambda _: None)
+    peers = [r for r in data["rows"] if r["implementation"] == "learn2learn"]
+    assert len(peers) == 2 and all(r["ms"] is None for r in peers) and not data["cross_checks"]
+    readme = perf.write_reports(data, tmp_path / "perf").read_text()
+    assert readme.count("not installed (ModuleNotFoundError)") >= 2
+    assert "| vs l2l MAML |" in readme and "n/a" in readme
+
+
+def test_our_second_order_meta_gradient_matches_learn2learn():
+    """Two inner steps, so that the second-order terms matter; the check must also tell the orders
+    apart, or agreement would prove nothing."""
+    l2l, status = import_learn2learn()
+    if l2l is None:
+        pytest.skip(f"learn2learn {status}")
+    setting = tiny_setting(steps=2)
+    batch = synthetic_batch(setting, 2, 2, seed=3, device=CPU)
+    checks = {c["method"]: c for c in cross_check(l2l, setting, batch, CPU, seed=3)}
+    assert checks["maml"]["rel_err"] < PEER_RTOL, checks
+    assert checks["fomaml"]["rel_err"] < PEER_RTOL, checks
+    assert checks["maml"]["vs_other_order"] > 100 * PEER_RTOL, checks
+    assert checks["fomaml"]["vs_other_order"] > 100 * PEER_RTOL, checks
+
+
+def test_cpu_peak_memory_sees_a_large_allocation():
+    with PeakMemory(CPU) as memory:
+        block = torch.ones(16 * 2**20)  # 64 MiB, written so the pages are resident
+        del block
+    if memory.mib is None:
+        pytest.skip("no /proc/self/clear_refs here: CPU memory is reported as n/a")
+    assert 60 <= memory.mib < 1024
+
+
+def _fake_measurement(meta_batch: int, ms: float, adapt_ms: float) -> dict:
+    """One measured Omniglot 5-way 1-shot MAML row on a CPU."""
+    setting = PerfSetting(
+        "omniglot-5w1s", {"dataset": "omniglot", "n_way": 5, "k_shot": 1, "meta_batch": meta_batch}, 1, 28
+    )
+    row = {
+        "setting": setting.key,
+        "implementation": "amfs-bench",
+        "method": "maml",
+        "strategy": "loop",
+        "ms": {"median": ms, "iqr_fraction": 0.0},
+        "adapt_ms": {"median": adapt_ms, "iqr_fraction": 0.0},
+    }
+    return {"environment": {"device": "cpu"}, "settings": [setting.describe()], "rows": [row]}
+
+
+def test_projection_exact_match_and_estimates():
+    data = _fake_measurement(meta_batch=32, ms=100.0, adapt_ms=2.0)
+    runs = {r.key: r for r in load_grid("paper").runs}
+    exact = project_run(runs["omniglot/5w1s/maml/default/seed0"], data)
+    c = runs["omniglot/5w1s/maml/default/seed0"].config
+    episodes = c["test_episodes"] + c["iterations"] // c["val_every"] * c["val_episodes"]
+    assert exact.reasons == []
+    assert exact.train_hours == pytest.approx(c["iterations"] * 100.0 / 3.6e6)
+    assert exact.eval_hours == pytest.approx(episodes * 2.0 / 3.6e6)
+
+    twenty_way = project_run(runs["omniglot/20w1s/maml/default/seed0"], data)
+    assert twenty_way.train_hours == pytest.approx(60000 * 100.0 * 16 / 32 / 3.6e6)  # meta-batch 16 of 32
+    assert any("timed as omniglot-5w1s" in r for r in twenty_way.reasons)
+    assert any("meta-batch 16 vs 32" in r for r in twenty_way.reasons)
+    assert project_run(runs["omniglot/5w1s/fomaml/default/seed0"], data) is None  # no fomaml row measured
+
+
+def test_projection_scales_a_reduced_cpu_meta_batch():
+    data = _fake_measurement(meta_batch=4, ms=100.0, adapt_ms=0.0)
+    run = next(r for r in load_grid("paper").runs if r.key == "omniglot/5w1s/maml/default/seed0")
+    projected = project_run(run, data)
+    assert projected.train_hours == pytest.approx(60000 * 100.0 * 8 / 3.6e6)
+    assert projected.estimate
+
+
+def test_readme_flags_a_strategy_that_disagrees(measured: dict):
+    data = copy.deepcopy(measured)
+    row = next(r for r in data["rows"] if r["strategy"] == "vmap" and r["method"] == "maml")
+    row["grad_rel_err_vs_loop"], row["numerics_ok"] = 1e-2, False
+    assert "FLAGGED (" in perf.render_readme(data)
+    assert "FLAGGED (" not in perf.render_readme(measured)
+
+
+def test_a_measured_row_frees_its_parameters(monkeypatch):
+    """torch.func meta-gradients stored in .grad form a reference cycle with the parameters; the row
+    must break it, or each row's memory stays allocated into the next (and the GPU run runs out)."""
+    import gc
+    import weakref
+
+    from benchmarks import perf_ours
+
+    alive: list[weakref.ref] = []
+    prepare = perf_ours.prepare_run
+
+    def spy(*args, **kwargs):
+        run = prepare(*args, **kwargs)
+        alive.append(weakref.ref(run.params["head.weight"]))
+        return run
+
+    monkeypatch.setattr(perf_ours, "prepare_run", spy)
+    setting = tiny_setting()
+    batch = synthetic_batch(setting, 2, 2, seed=0, device=CPU)
+    task = synthetic_batch(setting, 1, 2, seed=1, device=CPU)
+    for strategy in ("loop", "vmap"):
+        perf_ours.measure_ours(setting, "maml", strategy, batch, task, CPU, 1, 0)
+    gc.collect()
+    assert len(alive) == 2 and all(ref() is None for ref in alive)
