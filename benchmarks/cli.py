@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time", type=int, default=240, help="SLURM time limit per job, minutes")
     p.add_argument("--array-parallelism", type=int, default=16, help="SLURM jobs running at once")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--threads", type=int, help="CPU threads per run (default: PyTorch's own choice)")
+    p.add_argument("--threads", type=int, help="CPU threads per run (default: 1 on the CPU, PyTorch's choice on CUDA)")
     p.add_argument("--wait", action="store_true", help="slurm: wait for the jobs instead of returning at once")
     p.set_defaults(func=cmd_run)
 
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help="comma-separated methods (default: all)")
     p.add_argument("--strategies", help="comma-separated task-batching strategies (default: all on the device)")
     p.add_argument("--from-json", help="rewrite README.md and the plot beside this perf.json without measuring")
-    p.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's own choice)")
+    p.add_argument("--threads", type=int, help="PyTorch CPU threads (default on CPU: 1, see benchmarks/perf.py)")
     p.set_defaults(func=cmd_perf)
     return parser
 

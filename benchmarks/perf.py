@@ -51,6 +51,11 @@ PEERS = ("learn2learn",)
 # (repeats, warm-up) per device type: the GPU numbers of shared/peers used 20 after 3; the shared
 # 2-core CPU must finish in minutes.
 DEFAULT_REPEATS = {"cuda": (20, 3), "cpu": (5, 1)}
+# On a CPU shared with other work, PyTorch's intra-op threads wait on each other whenever another
+# process holds a core: the same Omniglot row took 0.27 s with the machine idle and 5.9 s with one
+# other busy process, at 2 threads. One thread measures the implementations, not that contention;
+# --threads N asks for more, and every report states the count.
+CPU_THREADS = 1
 PRECISION = "fp32"  # full float32 on both sides (no TF32), so the numerics checks mean something
 TF32_ENVIRONMENT = ("NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE")
 
@@ -295,6 +300,8 @@ def perf_command(args: argparse.Namespace) -> int:
             )
         peers = [] if args.peers == "none" else _split(args.peers) or []
         threads = getattr(args, "threads", None)
+        if threads is None and device.type == "cpu":
+            threads = CPU_THREADS
         if threads is not None:
             if threads < 1:
                 raise ValueError(f"--threads must be >= 1, got {threads}")

@@ -80,9 +80,11 @@ def run_one(
     from benchmarks.training import RunFailure, Trainer
 
     store = ResultsStore(results, spec.grid)
-    if threads:
-        torch.set_num_threads(threads)
     device = resolve_device(device_name)
+    if threads or device.type == "cpu":
+        # One thread by default on the CPU: the per-task tensors are small, and two OpenMP threads
+        # on a two-core machine with anything else running were measured 25x slower than one.
+        torch.set_num_threads(threads or 1)
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False

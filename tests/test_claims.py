@@ -31,8 +31,17 @@ def pair(method_effects: dict[str, float], dataset: str = "omniglot", setting: s
 # --- claim 2 --------------------------------------------------------------------------------------
 def test_claim_2_supported_when_amfs_beats_maml_everywhere(tmp_path):
     records = pair({"maml": 0.0, "amfs": 0.08}) + pair({"maml": 0.0, "amfs": 0.08}, setting="20w1s")
+    for dataset in ("mini-imagenet", "cub", "fc100"):
+        records += pair({"maml": 0.0, "amfs": 0.08}, dataset=dataset)
     claim = verdicts(tmp_path, records)["2"]
     assert claim.verdict == SUPPORTED
+    assert len(claim.details) == 5
+
+
+def test_claim_2_is_inconclusive_while_a_dataset_of_the_claim_is_not_run(tmp_path):
+    records = pair({"maml": 0.0, "amfs": 0.08}) + pair({"maml": 0.0, "amfs": 0.08}, setting="20w1s")
+    claim = verdicts(tmp_path, records)["2"]
+    assert claim.verdict == INCONCLUSIVE
     assert len(claim.details) == 2
     assert "CUB" in claim.reason and "run the paper grid" in claim.reason  # datasets not run are named
 
