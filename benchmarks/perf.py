@@ -66,7 +66,8 @@ def _progress_line(device_name: str, row: dict[str, Any]) -> str:
     memory = "n/a" if row["peak_mib"] is None else f"{row['peak_mib']:.1f} MiB"
     check = "" if row["grad_rel_err_vs_loop"] is None else f" | grad err vs loop {row['grad_rel_err_vs_loop']:.1e}"
     if row.get("tolerance") is not None:
-        check += f" (tolerance {row['tolerance']:.1e}{'' if row['numerics_ok'] else ', FLAGGED'})"
+        verdict = {True: "", False: ", FLAGGED", None: ", inconclusive"}[row["numerics_ok"]]
+        check += f" (tolerance {row['tolerance']:.1e}{verdict})"
     return (
         f"{device_name} | {row['setting']} | {row['implementation']} {row['method']} [{row['strategy']}] | "
         f"{row['ms']['median']:.2f} ms/iter (IQR {100 * row['ms']['iqr_fraction']:.0f}%) | "
@@ -202,7 +203,7 @@ def measure(
                     progress(f"   learn2learn cross-check {_failure(e)}")
                 for check in setting_checks:
                     checks.append(check)
-                    verdict = "agree" if check["ok"] else "DISAGREE"
+                    verdict = {True: "agree", False: "DISAGREE", None: "inconclusive"}[check["ok"]]
                     progress(
                         f"   learn2learn vs ours, {check['method']} meta-gradient: {check['rel_err']:.1e} ({verdict})"
                     )

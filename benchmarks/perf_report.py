@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.methods import METHODS
+from benchmarks.perf_ours import FLOOR_LIMIT, agreement_verdict
 from benchmarks.perf_peers import PEER_METHODS
 from benchmarks.perf_projection import project_grid
 
@@ -94,7 +95,7 @@ def _main_table(data: dict[str, Any], device: str) -> list[str]:
         maml = _peer_ms(data, r["setting"], "maml")
         fomaml = _peer_ms(data, r["setting"], "fomaml")
         tolerance = r.get("tolerance") or data["options"]["strategy_rtol"]
-        check = "-" if r["numerics_ok"] is None else "ok" if r["numerics_ok"] else f"FLAGGED (> {tolerance:.1e})"
+        check = _check_text(r, tolerance) if ours else "-"
         rows.append(
             [
                 device,
@@ -108,13 +109,29 @@ def _main_table(data: dict[str, Any], device: str) -> list[str]:
                 "n/a" if r["peak_mib"] is None else f"{r['peak_mib']:.1f}",
                 _sci(r["grad_rel_err_vs_loop"]) if ours else "-",
                 _sci(r.get("grad_rel_err_vs_float64")) if ours else "-",
-                _sci(tolerance) if ours and r["numerics_ok"] is not None else "-",
+                _sci(tolerance) if ours and r["grad_rel_err_vs_loop"] is not None else "-",
                 _ratio(_speedup(maml, r["ms"])),
                 _ratio(_speedup(fomaml, r["ms"])),
                 check,
             ]
         )
     return _table(header, rows)
+
+
+def _verdict_text(error: float, floor: float | None, tolerance: float, good: str, bad: str) -> str:
+    """The verdict of perf_ours.agreement_verdict, recomputed from the stored numbers."""
+    verdict = agreement_verdict(error, floor, tolerance)
+    if verdict is None:
+        return f"inconclusive (float32 floor {floor:.1e} > {FLOOR_LIMIT:.0e})"
+    return good if verdict else bad
+
+
+def _check_text(row: dict[str, Any], tolerance: float) -> str:
+    if row["grad_rel_err_vs_loop"] is None:
+        return "-"
+    if row["strategy"] == "loop":
+        return "reference"
+    return _verdict_text(row["grad_rel_err_vs_loop"], row.get("float32_floor"), tolerance, "ok", "FLAGGED")
 
 
 def _fastest_table(data: dict[str, Any], device: str) -> list[str]:
@@ -193,7 +210,7 @@ def _cross_check_table(data: dict[str, Any], device: str) -> list[str]:
             _sci(c.get("float32_floor")),
             _sci(c["tolerance"]),
             _sci(c["vs_other_order"]),
-            "agree" if c["ok"] else "DISAGREE",
+            _verdict_text(c["rel_err"], c.get("float32_floor"), c["tolerance"], "agree", "DISAGREE"),
         ]
         for c in checks
     ]
@@ -265,7 +282,8 @@ def _tolerance_text(options: dict[str, Any]) -> str:
         f"A row is FLAGGED above its tolerance, max({options['strategy_rtol']:.0e}, {options['floor_factor']:g} x the "
         "float32 loop gradient's own error against float64): on some meta-batches float32 rounding alone moves the "
         "meta-gradient by more than 1e-4 (a few ill-conditioned tasks), and correct implementations then differ by "
-        "that much too."
+        f"that much too. Where that float32 floor exceeds {FLOOR_LIMIT:.0e}, agreement proves little and the check "
+        "says inconclusive."
     )
 
 
@@ -283,7 +301,8 @@ def render_readme(data: dict[str, Any]) -> str:
     lines = [
         "# Performance: amfs-bench methods against learn2learn",
         "",
-        f"Measured by `python -m benchmarks perf` on **{device}** ({env['device']}, {env['threads']} CPU threads), "
+        f"Measured by `python -m benchmarks perf` on **{device}** ({env['device']}, "
+        f"PyTorch CPU threads: {env['threads']}), "
         f"{data['created']}; torch {env['torch']}, Python {env['python']}, learn2learn {env['learn2learn']}; "
         f"git {env['git_revision'][:12]}{' (uncommitted changes)' if env['git_dirty'] else ''}"
         + (f"; TF32 state while measuring: {_tf32_text(env['tf32'])}." if gpu else "."),

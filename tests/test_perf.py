@@ -13,7 +13,7 @@ from benchmarks import perf
 from benchmarks.cli import main
 from benchmarks.grids import load_grid
 from benchmarks.methods import METHODS
-from benchmarks.perf_ours import STRATEGY_RTOL
+from benchmarks.perf_ours import STRATEGY_RTOL, agreement_verdict, gradient_agreement
 from benchmarks.perf_peers import PEER_RTOL, cross_check, import_learn2learn
 from benchmarks.perf_projection import project_run
 from benchmarks.perf_settings import PerfSetting, synthetic_batch
@@ -183,8 +183,19 @@ def test_readme_flags_a_strategy_that_disagrees(measured: dict):
     data = copy.deepcopy(measured)
     row = next(r for r in data["rows"] if r["strategy"] == "vmap" and r["method"] == "maml")
     row["grad_rel_err_vs_loop"], row["numerics_ok"] = 1e-2, False
-    assert "FLAGGED (" in perf.render_readme(data)
-    assert "FLAGGED (" not in perf.render_readme(measured)
+    assert "| FLAGGED |" in perf.render_readme(data)
+    assert "| FLAGGED |" not in perf.render_readme(measured)
+
+
+def test_tolerance_follows_the_float32_floor_and_says_when_it_proves_little():
+    exact = torch.tensor([1.0, 0.0])
+    reference = torch.tensor([1.0, 2e-3])  # float32 floor 2e-3: tolerance 2e-2
+    close = gradient_agreement(torch.tensor([1.0, 1e-2]), reference, exact, 1e-4)
+    assert close["tolerance"] == pytest.approx(2e-2) and close["ok"] is True
+    assert gradient_agreement(torch.tensor([1.0, 0.5]), reference, exact, 1e-4)["ok"] is False
+    assert gradient_agreement(reference, reference, None, 1e-4)["tolerance"] == 1e-4
+    assert agreement_verdict(0.01, 0.05, 0.5) is None  # float32 itself off by 5%: inconclusive
+    assert agreement_verdict(0.6, 0.05, 0.5) is False
 
 
 def test_a_measured_row_frees_its_parameters(monkeypatch):
