@@ -59,4 +59,8 @@ def kernel_ridge_solve(kernel: Tensor, targets: Tensor, lam: Tensor, max_retries
             retries = retries + bad.to(torch.int32)
         failed = torch.linalg.cholesky_ex(probe + jitter[..., None, None] * eye).info > 0
     chol = torch.linalg.cholesky_ex(system + jitter[..., None, None] * eye).L
-    return KernelSolve(torch.cholesky_solve(targets, chol), retries, failed)
+    # Two triangular solves rather than torch.cholesky_solve: same result, and on CUDA the batched
+    # cholesky_solve goes through a MAGMA kernel that cannot be captured in a CUDA graph.
+    half = torch.linalg.solve_triangular(chol, targets, upper=False)
+    alpha = torch.linalg.solve_triangular(chol.mT, half, upper=True)
+    return KernelSolve(alpha, retries, failed)
