@@ -38,11 +38,12 @@ def batch_norm(
 
 
 def conv3x3_unfold(x: Tensor, weight: Tensor, stride: int) -> Tensor:
-    """3x3 convolution (padding 1) as im2col + matrix product.
+    """3x3 convolution (padding 1) as im2col + matrix product: the same function as F.conv2d.
 
-    Same function as F.conv2d. Under vmap with per-task weights (MAML's adapted parameters),
-    F.conv2d becomes a grouped convolution, while this becomes one batched matrix product, which
-    the GPU runs faster for these small shapes (measured in reports/perf).
+    Under vmap with per-task weights (MAML's adapted parameters) F.conv2d becomes a grouped
+    convolution and this becomes one batched matrix product; which is faster depends on the device
+    and library versions, so it is a setting (`backbone.conv`) that `python -m benchmarks perf` can
+    compare, not the default.
     """
     b, _, h, w = x.shape
     cols = F.unfold(x, 3, padding=1, stride=stride)
