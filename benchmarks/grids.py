@@ -10,6 +10,9 @@
     [[variant]]                        # ablation variants, each for some methods
     name = "reg-none"  methods = ["amfs"]  set = { "regularizer.mu" = 0.0 }
 
+A variant whose resolved config equals a run already listed (e.g. meta-batch 4 on mini-ImageNet
+1-shot, whose protocol meta-batch is 4) is not run twice: the earlier run stands for it.
+
 Layers, later wins: config.DEFAULTS < dataset protocol < method defaults < grid defaults < setting
 < variant < command-line --set.
 """
@@ -17,6 +20,7 @@ Layers, later wins: config.DEFAULTS < dataset protocol < method defaults < grid 
 from __future__ import annotations
 
 import fnmatch
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +100,7 @@ def load_grid(name: str, overrides: dict[str, Any] | None = None, only: str | No
     check_keys(defaults, f"{path} [defaults]")
     overrides = overrides or {}
     runs: list[RunSpec] = []
+    seen: set[str] = set()  # resolved configs already listed
     for i, setting in enumerate(raw.get("setting", [])):
         check_keys(setting, f"{path} [[setting]] #{i + 1}")
         variants = [("default", methods, {})]
@@ -111,6 +116,12 @@ def load_grid(name: str, overrides: dict[str, Any] | None = None, only: str | No
                     explicit = {**defaults, **setting, **values, **overrides, "method": method, "seed": seed}
                     where = f"{path} ({setting.get('dataset', '?')}, {method}, {variant})"
                     config = resolve(explicit, where)
+                    identity = json.dumps(config, sort_keys=True)
+                    if identity in seen:
+                        # A variant that equals another run (meta-batch 4 where the protocol's is 4)
+                        # would repeat its computation; that run stands for both.
+                        continue
+                    seen.add(identity)
                     setting_id = setting_name(config)
                     key = f"{config['dataset']}/{setting_id}/{method}/{variant}/seed{seed}"
                     runs.append(
