@@ -18,10 +18,6 @@ from benchmarks.tasks import TaskBatch
 WARMUP_STEPS = 3
 
 
-def graph_capable(device: torch.device) -> bool:
-    return device.type == "cuda"
-
-
 class GraphedTrainStep:
     """Call with a TaskBatch of the captured shapes; returns the StepResult of that step (its
     tensors are the graph's static outputs, overwritten by the next call)."""

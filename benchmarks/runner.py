@@ -20,20 +20,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from benchmarks.assumptions import assumptions_in_force
 from benchmarks.config import ConfigError, parse_assignments
 from benchmarks.environment import environment, resolve_device
 from benchmarks.grids import Grid, RunSpec, load_grid
-from benchmarks.store import SCHEMA_VERSION, ResultsStore, StoreError, atomic_write_json
-
-NOT_RUN_PREFIX = "not run: "
-
-
-def _assumptions(config: dict[str, Any]) -> list[str]:
-    try:
-        from benchmarks.assumptions import assumptions_in_force
-    except ImportError:  # the catalogue is optional for training; records then list none
-        return []
-    return assumptions_in_force(config)
+from benchmarks.store import NOT_RUN_PREFIX, SCHEMA_VERSION, ResultsStore, StoreError, atomic_write_json
 
 
 def _sources(spec: RunSpec, data_root: Path, cache_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
@@ -58,7 +49,7 @@ def base_record(spec: RunSpec) -> dict[str, Any]:
         "variant": spec.variant,
         "config": spec.config,
         "overrides": spec.overrides,
-        "assumptions": _assumptions(spec.config),
+        "assumptions": assumptions_in_force(spec.config),
     }
 
 
@@ -175,7 +166,8 @@ def run_status(store: ResultsStore, spec: RunSpec) -> tuple[str, str]:
             return "conflict", "stored with a different config: use another --results folder or delete the record"
         if record["status"] == "done":
             test = record["test"]
-            return "done", f"{test['metric']} {test['mean']:.4f} +- {test['ci95']:.4f}"
+            ci = "" if test["ci95"] is None else f" +- {test['ci95']:.4f}"
+            return "done", f"{test['metric']} {test['mean']:.4f}{ci}"
         return "failed", record.get("reason") or ""
     marker = store.running_path(spec.run_id)
     if marker.exists():

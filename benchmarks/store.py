@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
+NOT_RUN_PREFIX = "not run: "  # reason of a failed record whose run could not start (data absent ...)
 
 
 class StoreError(RuntimeError):

@@ -5,6 +5,7 @@ and ends with the same numbers as an uninterrupted one."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import statistics
@@ -148,7 +149,7 @@ class Trainer:
                 self.graphed = GraphedTrainStep(self.learner, self.params, self.optimizer, batch)
             except RuntimeError as e:  # an op that cannot be captured: run eagerly, say so
                 self.state.recovered.append(f"CUDA graph capture failed ({e}); ran without a graph")
-                self.execution = type(self.execution)(**{**self.execution.as_dict(), "graph": False})
+                self.execution = dataclasses.replace(self.execution, graph=False)
         if self.graphed is not None:
             return self.graphed(batch)
         step = self.learner.meta_gradients(self.params, batch)
@@ -177,15 +178,15 @@ class Trainer:
             self._sync()
             t0 = time.perf_counter()
             step = self._step(batch)
-            loss = step.task_losses.mean()
+            loss = step.task_losses.mean().item()
             if bool(step.solve_failed):
                 raise RunFailure(f"kernel solve exhausted its jitter retries at iteration {it}")
-            if not math.isfinite(loss.item()):
+            if not math.isfinite(loss):
                 raise RunFailure(f"non-finite meta-training loss at iteration {it}")
             self._sync()
             self.state.iteration_ms.append((time.perf_counter() - t0) * 1000)
             self.state.jitter_retries += int(step.jitter_retries)
-            self.state.loss_window.append(loss.item())
+            self.state.loss_window.append(loss)
             self.state.iteration = it + 1
             done = self.state.iteration
             if done % cfg["val_every"] == 0 or done == total:
@@ -198,7 +199,7 @@ class Trainer:
             if done % cfg["checkpoint_every"] == 0 and done < total:
                 self.save_checkpoint()
             bar.update(1)
-            postfix = {"loss": f"{loss.item():.3f}"}
+            postfix = {"loss": f"{loss:.3f}"}
             if self.state.val_curve:
                 postfix["val"] = f"{self.state.val_curve[-1]['metric']:.3f}"
             bar.set_postfix(postfix, refresh=False)

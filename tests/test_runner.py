@@ -202,3 +202,13 @@ def test_missing_dataset_is_reported_not_run_with_the_fix(tmp_path):
     assert record["status"] == "failed" and record["reason"].startswith("not run: data absent")
     assert "omniglot" in record["reason"].lower()
     json.dumps(record)
+
+
+def test_a_run_tested_on_one_episode_is_listed_without_a_ci(tmp_path, capsys):
+    grid = write_grid(tmp_path, methods=("fomaml",), iterations=2)
+    assert run_cli(grid, tmp_path / "r", "--set", "test_episodes=1") == 0
+    (record,) = records(tmp_path / "r", "tiny").values()
+    assert record["test"]["episodes"] == 1 and record["test"]["ci95"] is None
+    capsys.readouterr()
+    assert main(["list", "--grid", str(grid), "--results", str(tmp_path / "r"), "--set", "test_episodes=1"]) == 0
+    assert "done         mse" in capsys.readouterr().out

@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.report.labels import dataset_order, method_order, setting_order, variant_order
-from benchmarks.store import ResultsStore, StoreError
+from benchmarks.store import NOT_RUN_PREFIX, ResultsStore, StoreError
 
 REGRESSION_DATASET = "sinusoid"
-NOT_RUN_PREFIX = "not run:"
 FIX = "delete it and rerun that run"
 
 
