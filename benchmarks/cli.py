@@ -159,7 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, help="untimed meta-iterations first (default: 3 on CUDA, 1 on CPU)")
     p.add_argument("--settings", help="comma-separated setting keys (default: all), e.g. omniglot-5w1s")
     p.add_argument("--methods", help="comma-separated methods (default: all)")
-    p.add_argument("--strategies", help="comma-separated task-batching strategies (default: all on the device)")
+    p.add_argument(
+        "--strategies",
+        help="comma-separated task-batching strategies (default: all on the device); a strategy may carry "
+        "execution modifiers, e.g. graph+tf32 (TensorFloat-32), vmap+unfold (im2col convolutions)",
+    )
     p.add_argument("--from-json", help="rewrite README.md and the plot beside this perf.json without measuring")
     p.add_argument("--threads", type=int, help="PyTorch CPU threads (default on CPU: 1, see benchmarks/perf.py)")
     p.set_defaults(func=cmd_perf)

@@ -43,19 +43,25 @@ class GraphedTrainStep:
 
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_STEPS):
-                self._step()
-        torch.cuda.current_stream().wait_stream(side)
-
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.static_result = self._step()
-
-        with torch.no_grad():
-            for k, v in params.items():
-                v.copy_(saved_params[k])
-        _restore_optimizer(optimizer, saved_state)
+        try:
+            with torch.cuda.stream(side):
+                for _ in range(WARMUP_STEPS):
+                    self._step()
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.static_result = self._step()
+        except BaseException:
+            for v in params.values():  # warm-up gradients: the caller runs eagerly and sets its own
+                v.grad = None
+            raise
+        finally:
+            # Also when capture fails: the caller then runs eagerly from the untouched start.
+            torch.cuda.current_stream().wait_stream(side)
+            with torch.no_grad():
+                for k, v in params.items():
+                    v.copy_(saved_params[k])
+            _restore_optimizer(optimizer, saved_state)
 
     def _step(self) -> StepResult:
         result = self.learner.meta_gradients(self.params, self.static_batch)

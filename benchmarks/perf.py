@@ -27,9 +27,13 @@ from benchmarks.methods import METHODS, method_spec
 from benchmarks.perf_ours import (
     FLOOR_FACTOR,
     STRATEGY_RTOL,
+    TF32_RTOL,
     add_numerics,
+    check_strategy,
     float64_gradient,
+    loop_gradient,
     measure_ours,
+    parse_strategy,
     timed_strategies,
 )
 from benchmarks.perf_peers import (
@@ -120,6 +124,8 @@ def measure(
     for m in methods:
         method_spec(m)
     strategies = list(strategies or timed_strategies(device))
+    for strategy in strategies:
+        check_strategy(strategy, device)
     if "loop" in strategies:  # the reference for the numerics check is computed first
         strategies.remove("loop")
         strategies.insert(0, "loop")
@@ -146,6 +152,7 @@ def measure(
             "methods": methods,
             "peers": list(peers),
             "strategy_rtol": STRATEGY_RTOL,
+            "tf32_rtol": TF32_RTOL,
             "peer_rtol": PEER_RTOL,
             "floor_factor": FLOOR_FACTOR,
             "memory_measure": CUDA_MEMORY_MEASURE if device.type == "cuda" else CPU_MEMORY_MEASURE,
@@ -169,6 +176,11 @@ def measure(
                 exact = None
                 progress(f"   float64 reference of {method}: {_failure(e)}")
             loop = None
+            if "loop" not in strategies:
+                try:
+                    loop = loop_gradient(setting, method, batch, device, seed)
+                except Exception as e:  # the rows are still timed, without the numerics check
+                    progress(f"   loop reference of {method}: {_failure(e)}")
             for strategy in strategies:
                 try:
                     row, gradient = measure_ours(
@@ -231,12 +243,16 @@ def _paired(
     seed: int,
     progress: Callable[[str], None],
 ) -> dict[str, Any] | None:
-    """The alternating comparison of our fastest strategy of `method` with learn2learn's, if both
-    were measured in this setting."""
+    """The alternating comparison of our fastest full-float32 strategy of `method` with
+    learn2learn's (also full float32), if both were measured in this setting."""
     ours = [
         r
         for r in rows
-        if r["setting"] == setting.key and r["implementation"] == "amfs-bench" and r["method"] == method and r["ms"]
+        if r["setting"] == setting.key
+        and r["implementation"] == "amfs-bench"
+        and r["method"] == method
+        and r["ms"]
+        and parse_strategy(r["strategy"])[1].get("precision", "fp32") == "fp32"
     ]
     if not ours:
         return None
@@ -294,11 +310,8 @@ def perf_command(args: argparse.Namespace) -> int:
         for m in methods or []:
             method_spec(m)
         strategies = _split(getattr(args, "strategies", None))
-        unknown = [s for s in strategies or [] if s not in timed_strategies(device)]
-        if unknown:
-            raise ValueError(
-                f"--strategies: {unknown} not available on {device.type}; valid: {timed_strategies(device)}"
-            )
+        for strategy in strategies or []:
+            check_strategy(strategy, device)
         peers = [] if args.peers == "none" else _split(args.peers) or []
         threads = getattr(args, "threads", None)
         if threads is None and device.type == "cpu":

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.backbones import BackboneSpec, build_backbone
-from benchmarks.execution import Execution, resolve_execution
+from benchmarks.execution import Execution, precision_scope, resolve_execution
 from benchmarks.meta_learner import STRATEGIES, MetaLearner, StepResult
 from benchmarks.methods import build_inner, build_outer, build_regularizer
 from benchmarks.perf_settings import PerfSetting
@@ -28,6 +28,15 @@ STRATEGY_RTOL = 1e-4
 FLOOR_FACTOR = 10.0
 # Above this float32 floor, agreement within the (then wide) tolerance proves little: 'inconclusive'.
 FLOOR_LIMIT = 1e-2
+# A row timed with TensorFloat-32 matrix units (inputs rounded to a 10-bit mantissa, unit roundoff
+# 2^-11) must give the float32 loop meta-gradient to this relative error (or FLOOR_FACTOR x float32's
+# own error, as above): the accuracy tolerance under which TF32 counts as the same computation.
+TF32_RTOL = 1e-2
+
+# A timed strategy is a base strategy, optionally with execution modifiers: "graph+tf32",
+# "vmap+unfold", "graph+unfold+tf32". Each modifier overrides one config key for that row only.
+STRATEGY_MODIFIERS = {"tf32": ("precision", "tf32"), "unfold": ("backbone.conv", "unfold")}
+CUDA_ONLY_MODIFIERS = ("tf32",)
 
 
 def timed_strategies(device: torch.device) -> list[str]:
@@ -37,6 +46,31 @@ def timed_strategies(device: torch.device) -> list[str]:
     if device.type == "cuda" and "graph" not in names:
         names.append("graph")
     return names
+
+
+def parse_strategy(name: str) -> tuple[str, dict[str, str]]:
+    """'graph+tf32' -> ('graph', {'precision': 'tf32'}). Raises ValueError on an unknown part."""
+    base, *modifiers = name.split("+")
+    unknown = [m for m in modifiers if m not in STRATEGY_MODIFIERS]
+    if unknown or len(set(modifiers)) != len(modifiers):
+        raise ValueError(f"strategy {name!r}: modifiers must be distinct, from {sorted(STRATEGY_MODIFIERS)}")
+    return base, dict(STRATEGY_MODIFIERS[m] for m in modifiers)
+
+
+def check_strategy(name: str, device: torch.device) -> None:
+    """ValueError unless `name` (with its modifiers) can be timed on `device`."""
+    base, _ = parse_strategy(name)
+    valid = timed_strategies(device)
+    if base not in valid:
+        raise ValueError(f"strategy {name!r}: {base!r} is not available on {device.type}; valid: {valid}")
+    cuda_only = [m for m in name.split("+")[1:] if m in CUDA_ONLY_MODIFIERS]
+    if cuda_only and device.type != "cuda":
+        raise ValueError(f"strategy {name!r}: {cuda_only} needs a CUDA device")
+
+
+def strategy_rtol(name: str) -> float:
+    """The numerics tolerance of a row: TF32_RTOL for TF32 rows, STRATEGY_RTOL otherwise."""
+    return TF32_RTOL if parse_strategy(name)[1].get("precision") == "tf32" else STRATEGY_RTOL
 
 
 def flat_gradient(gradients: Params) -> Tensor:
@@ -75,8 +109,9 @@ def prepare_run(
     """Build `method` in `setting` as a training run would, with `strategy` for task batching, and
     (with_gradient) compute its meta-gradient at the initial parameters. The kernel's sigma is
     initialised from `batch`, as the runner does from its first meta-batch."""
-    config = setting.config(method)
-    execution, _ = resolve_execution({**config, "strategy": strategy}, device)
+    base, overrides = parse_strategy(strategy)
+    config = {**setting.config(method), **overrides}
+    execution, _ = resolve_execution({**config, "strategy": base}, device)
     spec = BackboneSpec(
         "conv4",
         setting.channels,
@@ -142,6 +177,16 @@ def release_gradients(params: Params) -> None:
         p.grad = None
 
 
+def loop_gradient(setting: PerfSetting, method: str, batch: TaskBatch, device: torch.device, seed: int) -> Tensor:
+    """The float32 'loop' meta-gradient at the initial parameters, untimed: the numerics reference
+    when the loop strategy itself is not among the timed ones."""
+    with precision_scope("fp32"):
+        run = prepare_run(setting, method, "loop", batch, device, seed)
+        release_gradients(run.params)
+    assert run.initial_gradient is not None
+    return run.initial_gradient
+
+
 def float64_gradient(setting: PerfSetting, method: str, batch: TaskBatch, device: torch.device, seed: int) -> Tensor:
     """The 'loop' meta-gradient at the initial parameters computed in float64: the reference that
     tells float32 rounding (present in every implementation) from a wrong computation."""
@@ -189,14 +234,16 @@ def measure_ours(
     seed: int = 0,
 ) -> tuple[dict[str, Any], Tensor]:
     """One table row (ms per meta-iteration, adaptation ms per test episode, peak memory; the
-    numerics fields are filled in by the caller) and this strategy's initial meta-gradient."""
-    run = prepare_run(setting, method, strategy, batch, device, seed)
-    try:
-        with PeakMemory(device) as memory:
-            samples = time_calls(run.step, device, repeats, warmup)
-        adapt = time_calls(lambda: run.learner.evaluate(run.params, eval_task), device, repeats, warmup)
-    finally:
-        release_gradients(run.params)
+    numerics fields are filled in by the caller) and this strategy's initial meta-gradient. The
+    strategy's precision holds for this row only."""
+    with precision_scope(parse_strategy(strategy)[1].get("precision", "fp32")):
+        run = prepare_run(setting, method, strategy, batch, device, seed)
+        try:
+            with PeakMemory(device) as memory:
+                samples = time_calls(run.step, device, repeats, warmup)
+            adapt = time_calls(lambda: run.learner.evaluate(run.params, eval_task), device, repeats, warmup)
+        finally:
+            release_gradients(run.params)
     row = {
         "setting": setting.key,
         "implementation": "amfs-bench",
@@ -227,10 +274,11 @@ def empty_numerics() -> dict[str, Any]:
 
 def add_numerics(row: dict[str, Any], gradient: Tensor | None, loop: Tensor | None, exact: Tensor | None) -> None:
     """Fill a row's numerics fields: its meta-gradient against the 'loop' strategy's (float32) and
-    the float64 one. Left empty when a gradient is missing (a failed row)."""
+    the float64 one, within the row's tolerance (strategy_rtol). Left empty when a gradient is
+    missing (a failed row)."""
     if gradient is None or loop is None:
         return
-    agreement = gradient_agreement(gradient, loop, exact, STRATEGY_RTOL)
+    agreement = gradient_agreement(gradient, loop, exact, strategy_rtol(row["strategy"]))
     row.update(
         grad_rel_err_vs_loop=agreement["rel_err"],
         grad_rel_err_vs_float64=agreement["vs_float64"],

@@ -284,6 +284,13 @@ def _tolerance_text(options: dict[str, Any]) -> str:
         "meta-gradient by more than 1e-4 (a few ill-conditioned tasks), and correct implementations then differ by "
         f"that much too. Where that float32 floor exceeds {FLOOR_LIMIT:.0e}, agreement proves little and the check "
         "says inconclusive."
+        + (
+            f" Rows whose strategy carries `+tf32` (TensorFloat-32 convolutions and matrix products) use "
+            f"{options['tf32_rtol']:.0e} in place of {options['strategy_rtol']:.0e}: TF32 rounds the inputs of "
+            "every product to a 10-bit mantissa, and within that tolerance it counts as the same computation."
+            if "tf32_rtol" in options
+            else ""
+        )
     )
 
 
@@ -309,8 +316,9 @@ def render_readme(data: dict[str, Any]) -> str:
         "",
         f"Median of {options['repeats']} meta-iterations after {options['warmup']} warm-up, per row; synthetic inputs "
         "of the real shapes (random images, labels 0..N-1); the same meta-batch and test episode for every row of a "
-        f"setting; full float32 on both sides (precision `{options['precision']}`, TF32 off). Regenerate this page "
-        "and the plot without measuring: `python -m benchmarks perf --from-json <this folder>/perf.json`.",
+        f"setting; full float32 on both sides (precision `{options['precision']}`, TF32 off) except in rows whose "
+        "strategy carries `+tf32`; `+unfold`: im2col + matrix-product convolutions instead of cuDNN's. Regenerate "
+        "this page and the plot without measuring: `python -m benchmarks perf --from-json <this folder>/perf.json`.",
         "",
         "## Settings",
         "",

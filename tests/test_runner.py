@@ -196,7 +196,8 @@ def test_missing_dataset_is_reported_not_run_with_the_fix(tmp_path):
     )
     grid = tmp_path / "nodata.toml"
     grid.write_text(text)
-    code = main(["run", "--grid", str(grid), "--results", str(tmp_path / "r"), "--data-root", str(tmp_path / "empty")])
+    where = ["--data-root", str(tmp_path / "empty"), "--cache-dir", str(tmp_path / "no-cache")]
+    code = main(["run", "--grid", str(grid), "--results", str(tmp_path / "r"), *where])
     assert code == 0
     (record,) = records(tmp_path / "r", "nodata").values()
     assert record["status"] == "failed" and record["reason"].startswith("not run: data absent")

@@ -97,6 +97,24 @@ def save(path: Path, data: SplitData, source_fingerprint: str) -> None:
 
 def load(path: Path, expected_fingerprint: str) -> SplitData | None:
     """The cached split if the file exists, is readable and matches the fingerprint; else None."""
+    stored = _read(path)
+    if stored is None or stored.get("fingerprint") != expected_fingerprint:
+        return None
+    return _split_data(stored)
+
+
+def load_unverified(path: Path, dataset: str, split: str) -> SplitData | None:
+    """The cached split of `dataset`/`split` without a source to check it against (its provenance
+    keeps the fingerprint it was built from); None if absent, unreadable or of another split."""
+    stored = _read(path)
+    if stored is None or stored.get("dataset") != dataset or stored.get("split") != split:
+        return None
+    data = _split_data(stored)
+    data.provenance["fingerprint"] = stored.get("fingerprint")
+    return data
+
+
+def _read(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
@@ -104,8 +122,12 @@ def load(path: Path, expected_fingerprint: str) -> SplitData | None:
     except Exception as e:  # a torn or foreign file is rebuilt, never trusted
         log.warning("%s: unreadable cache file (%s); rebuilding it", path, e)
         return None
-    if not isinstance(stored, dict) or stored.get("fingerprint") != expected_fingerprint:
+    if not isinstance(stored, dict) or stored.get("version") != VERSION:
         return None
+    return stored
+
+
+def _split_data(stored: dict) -> SplitData:
     return SplitData(
         dataset=stored["dataset"],
         split=stored["split"],

@@ -34,6 +34,15 @@ DATASETS_INFO: dict[str, dict[str, Any]] = {
 }
 
 _warned_partial: set[tuple[str, str]] = set()
+_warned_cache_only: set[str] = set()
+# What turns a cached split into the served one when only the cache is there (plan.finish otherwise).
+CACHE_FINISH = {"omniglot": omniglot.add_rotations}
+
+
+def source_folders(dataset: str) -> tuple[str, ...]:
+    """The folders under a data root that hold a dataset's source files, in any accepted layout."""
+    module = LOADERS[dataset]
+    return getattr(module, "FOLDERS", None) or (module.FOLDER,)
 
 
 def _check_names(dataset: str, split: str) -> None:
@@ -50,13 +59,35 @@ def plan_split(dataset: str, split: str, data_root: Path) -> SplitPlan:
 
 
 def load_split(dataset: str, split: str, data_root: Path, cache_dir: Path, progress: bool = True) -> SplitData:
-    """One split in memory, from the cache when it matches the source files, else decoded and cached."""
-    plan = plan_split(dataset, split, data_root)
+    """One split in memory, from the cache when it matches the source files, else decoded and cached.
+
+    With no source folder of the dataset under the data root at all (a compute node that was given
+    only the caches), a cache file built earlier is served as it is, and its provenance says that it
+    could not be checked against the source. A source that is there but broken is always an error."""
     path = cache.cache_path(Path(cache_dir), dataset, split)
+    try:
+        plan = plan_split(dataset, split, data_root)
+    except DataError:
+        if any((Path(data_root) / folder).exists() for folder in source_folders(dataset)):
+            raise
+        only = cache.load_unverified(path, dataset, split)
+        if only is None:
+            raise
+        return _cache_only(only, path)
     stored, how = cache.load_or_build(path, plan.fingerprint, lambda: plan.build(progress))
     data = plan.finish(stored)
     data.provenance = {**data.provenance, "cache_file": str(path), "fingerprint": plan.fingerprint, "cache": how}
     _warn_if_partial(data.provenance, plan.fingerprint)
+    return data
+
+
+def _cache_only(stored: SplitData, path: Path) -> SplitData:
+    data = CACHE_FINISH.get(stored.dataset, lambda d: d)(stored)
+    note = "cache only: source files absent under the data root, cache not checked against them"
+    data.provenance = {**data.provenance, "cache_file": str(path), "cache": note}
+    if str(path) not in _warned_cache_only:
+        _warned_cache_only.add(str(path))
+        warnings.warn(f"{stored.dataset} {stored.split}: served from {path} alone ({note})", stacklevel=3)
     return data
 
 

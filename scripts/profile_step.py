@@ -1,0 +1,64 @@
+"""Where a meta-iteration's time goes: the PyTorch profiler's table of the most expensive operators
+for one method, setting and strategy of `python -m benchmarks perf`, on synthetic inputs.
+
+    PYTHONPATH=. python scripts/profile_step.py --device cuda --setting omniglot-5w1s --method maml \
+        --strategy vmap [--out profile.txt]
+
+On CUDA the table is sorted by device time (kernels), on the CPU by CPU time. The graph strategy
+cannot be profiled operator by operator (a replay is one launch): profile 'vmap' for its kernels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from benchmarks.environment import resolve_device
+from benchmarks.execution import precision_scope
+from benchmarks.perf_ours import parse_strategy, prepare_run, release_gradients
+from benchmarks.perf_settings import default_settings, select_settings, synthetic_batch
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--setting", default="omniglot-5w1s")
+    parser.add_argument("--method", default="maml")
+    parser.add_argument("--strategy", default="vmap")
+    parser.add_argument("--steps", type=int, default=3, help="profiled meta-iterations (after 2 untimed)")
+    parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument("--out", help="also write the table here")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    setting = select_settings(default_settings(device), args.setting)[0]
+    config = setting.config(args.method)
+    batch = synthetic_batch(setting, config["meta_batch"], config["query_train"], 0, device)
+    cuda = device.type == "cuda"
+    with precision_scope(parse_strategy(args.strategy)[1].get("precision", "fp32")):
+        run = prepare_run(setting, args.method, args.strategy, batch, device, 0, with_gradient=False)
+        for _ in range(2):
+            run.step()
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as prof:
+            for _ in range(args.steps):
+                run.step()
+            if cuda:
+                torch.cuda.synchronize(device)
+        release_gradients(run.params)
+    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    title = f"{setting.key} {args.method} [{args.strategy}] on {device}, {args.steps} meta-iterations, sorted by {sort}"
+    table = f"{title}\n{prof.key_averages().table(sort_by=sort, row_limit=args.rows, max_name_column_width=70)}"
+    print(table)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
