@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strategies",
         help="comma-separated task-batching strategies (default: all on the device); a strategy may carry "
-        "execution modifiers, e.g. graph+tf32 (TensorFloat-32), vmap+unfold (im2col convolutions)",
+        "execution modifiers: +tf32 (TensorFloat-32), +unfold (im2col convolutions), +shifted (shifted-view "
+        "convolutions), +bench (cuDNN autotuner), e.g. graph+tf32",
     )
     p.add_argument("--from-json", help="rewrite README.md and the plot beside this perf.json without measuring")
     p.add_argument("--threads", type=int, help="PyTorch CPU threads (default on CPU: 1, see benchmarks/perf.py)")

@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     # backbone (kind, channels and image size follow the dataset)
     "backbone.filters": 64,
     "backbone.pooling": "strided",
-    "backbone.conv": "auto",  # auto | cudnn | unfold (im2col + matmul; see backbones.conv3x3_unfold)
+    "backbone.conv": "auto",  # auto | cudnn | unfold (im2col + matmul) | shifted (nine shifted views; see backbones)
     # composition: "" means the method's own
     "compose.inner": "",
     "compose.outer": "",
@@ -182,7 +182,7 @@ def validate(config: dict[str, Any], where: str) -> None:
     choices = {
         "strategy": ("auto", "loop", "vmap", "graph"),
         "precision": ("fp32", "tf32"),
-        "backbone.conv": ("auto", "cudnn", "unfold"),
+        "backbone.conv": ("auto", "cudnn", "unfold", "shifted"),
         "bn_mode": ("transductive", "inductive"),
         "backbone.pooling": ("strided", "max"),
         "compose.inner": ("", "gradient", "kernel"),

@@ -18,7 +18,7 @@ from benchmarks.meta_learner import default_strategy
 class Execution:
     strategy: str  # loop | vmap
     graph: bool  # the whole training step replayed from a CUDA graph
-    conv_impl: str  # cudnn | unfold
+    conv_impl: str  # cudnn | unfold | shifted
     precision: str  # fp32 | tf32
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,3 +71,14 @@ def precision_scope(precision: str) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@contextmanager
+def cudnn_benchmark_scope(enabled: bool) -> Iterator[None]:
+    """cuDNN's autotuner on or off for the duration of a block (off is PyTorch's default)."""
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved

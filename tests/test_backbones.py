@@ -81,7 +81,7 @@ def test_conv4_feature_sizes(channels: int, filters: int, pooling: str, size: in
     assert backbone_forward(module, params, x).shape == (3, feature_dim)
 
 
-@pytest.mark.parametrize("conv_impl", ["cudnn", "unfold"])
+@pytest.mark.parametrize("conv_impl", ["cudnn", "unfold", "shifted"])
 def test_conv4_matches_a_plain_implementation(conv_impl: str):
     """Conv-4 (both pooling variants, both convolution implementations) against F.conv2d /
     F.batch_norm / F.relu / F.max_pool2d written here: catches a wrong stride, padding, block order,
