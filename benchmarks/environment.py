@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 import sys
@@ -60,6 +61,21 @@ def git_revision() -> tuple[str, bool]:
         return "unknown", False
 
 
+SOURCE_PACKAGES = ("amfs", "baselines", "benchmarks")
+
+
+def source_fingerprint() -> str:
+    """sha256 over the project's own code and grid files (path and bytes, sorted by path): names
+    the code that produced a result even where the git metadata is missing or not the checkout's."""
+    h = hashlib.sha256()
+    for package in SOURCE_PACKAGES:
+        for path in sorted((PROJECT_ROOT / package).rglob("*")):
+            if path.suffix in (".py", ".toml") and path.is_file():
+                h.update(f"{path.relative_to(PROJECT_ROOT).as_posix()}\n".encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     rev, dirty = git_revision()
     import numpy
@@ -78,4 +94,5 @@ def environment(device: torch.device) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "git_revision": rev,
         "git_dirty": dirty,
+        "source_sha256": source_fingerprint(),
     }

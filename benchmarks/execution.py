@@ -47,16 +47,17 @@ def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Exe
         strategy = "vmap"
     conv_impl = config["backbone.conv"]
     if conv_impl == "auto":
-        # On an H200 the im2col kernel was the slower one inside vmap: second-order MAML on
-        # Omniglot (32 tasks) took 112 ms per step with it (reports/perf/h200) and 27 ms with cuDNN
-        # (`data speed`, PyTorch's default TF32 convolutions). Re-measure with `perf` per device.
+        # Measured on an H200 (reports/perf/h200): second-order MAML on Omniglot, 32 tasks, CUDA
+        # graph, fp32: cuDNN 18.2 ms, shifted views 19.2, im2col 50.4, cuDNN autotuner 18.4; on
+        # the CPU the alternatives are slower still. Re-measure with `perf --strategies graph+...`.
         conv_impl = "cudnn"
     return Execution(strategy, graph, conv_impl, config["precision"]), notes
 
 
 def apply_precision(precision: str) -> None:
     """fp32: full float32 everywhere (PyTorch otherwise lets cuDNN convolutions use TF32).
-    tf32: TensorFloat-32 for convolutions and matrix products (10-bit mantissa inputs)."""
+    tf32: TensorFloat-32 for convolutions and matrix products (10-bit mantissa inputs). Not the
+    default: on an H200 it moved MAML's meta-gradient by 10-25% (reports/perf/h200, tolerance 1%)."""
     tf32 = precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32

@@ -158,6 +158,9 @@ class Trainer:
         self.optimizer.step()
         return step
 
+    def _train_batch(self, index: int):
+        return self.sources["train"].tasks(self.config["seed"], index, self.config["meta_batch"]).to(self.device)
+
     def train(self) -> None:
         cfg = self.config
         total = cfg["iterations"]
@@ -172,12 +175,16 @@ class Trainer:
             dynamic_ncols=True,
         )
         started = time.perf_counter() - self.state.train_seconds
+        batch = self._train_batch(self.state.iteration) if self.state.iteration < total else None
         while self.state.iteration < total:
             it = self.state.iteration
-            batch = self.sources["train"].tasks(cfg["seed"], it, cfg["meta_batch"]).to(self.device)
             self._sync()
             t0 = time.perf_counter()
             step = self._step(batch)
+            # The next meta-batch is drawn while the device still works on this step (a meta-batch
+            # depends only on its index, so the order of draws changes nothing); the iteration time
+            # therefore includes drawing the next one.
+            batch = self._train_batch(it + 1) if it + 1 < total else None
             loss = step.task_losses.mean().item()
             if bool(step.solve_failed):
                 raise RunFailure(f"kernel solve exhausted its jitter retries at iteration {it}")

@@ -13,6 +13,7 @@ from test_data_mini_imagenet import make_mini
 
 from benchmarks.data import DataError, cache, load_split, plan_split
 from benchmarks.data import plan as plan_module
+from benchmarks.data.split_data import SplitData
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -93,3 +94,35 @@ def test_status_absent_then_built(root, tmp_path):
     assert cache.status(path, plan.fingerprint) == "absent"
     load_split("mini-imagenet", "train", root, tmp_path / "cache", progress=False)
     assert cache.status(path, plan.fingerprint) == "built"
+
+
+def test_served_from_the_cache_alone_when_the_source_is_absent(root, tmp_path):
+    """A compute node given only the caches: the split is served, and its provenance says it was not checked."""
+    built = load_split("mini-imagenet", "val", root, tmp_path / "cache", progress=False)
+    with pytest.warns(UserWarning, match="cache only"):
+        only = load_split("mini-imagenet", "val", tmp_path / "no-data", tmp_path / "cache", progress=False)
+    assert torch.equal(only.images, built.images) and torch.equal(only.labels, built.labels)
+    assert only.provenance["cache"].startswith("cache only")
+    assert only.provenance["fingerprint"] == built.provenance["fingerprint"]
+    with pytest.raises(DataError):  # another split has no cache: the missing source is the error
+        load_split("mini-imagenet", "test", tmp_path / "no-data", tmp_path / "cache", progress=False)
+
+
+def test_a_broken_source_is_an_error_even_with_a_cache(root, tmp_path):
+    load_split("mini-imagenet", "val", root, tmp_path / "cache", progress=False)
+    broken = tmp_path / "broken"
+    (broken / "mini-imagenet").mkdir(parents=True)  # the dataset's folder is there, its files are not
+    with pytest.raises(DataError):
+        load_split("mini-imagenet", "val", broken, tmp_path / "cache", progress=False)
+
+
+def test_omniglot_from_the_cache_alone_gets_its_rotation_classes(tmp_path):
+    """The cache stores unrotated characters; serving it alone must add the rotations as plan.finish does."""
+    images = torch.arange(3 * 4, dtype=torch.uint8).reshape(3, 1, 2, 2)
+    stored = SplitData("omniglot", "val", images, torch.tensor([0, 1, 2]), ["a", "b", "c"], {"dataset": "omniglot"})
+    path = cache.cache_path(tmp_path / "cache", "omniglot", "val")
+    cache.save(path, stored, "some-fingerprint")
+    with pytest.warns(UserWarning, match="cache only"):
+        served = load_split("omniglot", "val", tmp_path / "no-data", tmp_path / "cache", progress=False)
+    assert served.n_classes == 12 and served.images.shape[0] == 12
+    assert torch.equal(served.images[3:6], torch.rot90(images, 1, dims=(2, 3)))

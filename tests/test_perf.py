@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import perf
+from benchmarks import perf, perf_ours
 from benchmarks.cli import main
+from benchmarks.execution import cudnn_benchmark_scope, precision_scope
 from benchmarks.grids import load_grid
 from benchmarks.methods import METHODS
 from benchmarks.perf_ours import STRATEGY_RTOL, agreement_verdict, gradient_agreement
@@ -222,3 +223,72 @@ def test_a_measured_row_frees_its_parameters(monkeypatch):
         perf_ours.measure_ours(setting, "maml", strategy, batch, task, CPU, 1, 0)
     gc.collect()
     assert len(alive) == 2 and all(ref() is None for ref in alive)
+
+
+def test_strategy_modifiers_are_parsed_and_checked_per_device():
+    assert perf_ours.parse_strategy("graph+unfold+tf32") == (
+        "graph",
+        {"backbone.conv": "unfold", "precision": "tf32"},
+    )
+    assert perf_ours.parse_strategy("loop") == ("loop", {})
+    for bad in ("vmap+fp16", "vmap+tf32+tf32"):
+        with pytest.raises(ValueError, match="modifiers"):
+            perf_ours.parse_strategy(bad)
+    perf_ours.check_strategy("vmap+shifted", CPU)
+    for cuda_only in ("graph", "vmap+tf32", "loop+bench"):
+        with pytest.raises(ValueError, match=r"not available on cpu|needs a CUDA device"):
+            perf_ours.check_strategy(cuda_only, CPU)
+    assert (
+        perf_ours.strategy_rtol("graph+tf32") == perf_ours.TF32_RTOL > perf_ours.strategy_rtol("graph") == STRATEGY_RTOL
+    )
+    assert main(["perf", "--device", "cpu", "--strategies", "vmap+tf32"]) == 2
+
+
+def test_modified_strategies_are_checked_against_an_untimed_loop_reference():
+    """Without 'loop' among the timed strategies, every row is still compared with the loop
+    meta-gradient; a convolution modifier changes the row's execution and nothing else."""
+    data = perf.measure(
+        [tiny_setting(steps=2)],
+        ["maml"],
+        CPU,
+        1,
+        0,
+        peers=[],
+        strategies=["vmap", "vmap+shifted", "vmap+unfold"],
+        progress=lambda _: None,
+    )
+    rows = {r["strategy"]: r for r in data["rows"]}
+    assert set(rows) == {"vmap", "vmap+shifted", "vmap+unfold"}
+    assert [rows[s]["execution"]["conv_impl"] for s in ("vmap", "vmap+shifted", "vmap+unfold")] == [
+        "cudnn",
+        "shifted",
+        "unfold",
+    ]
+    for row in rows.values():
+        assert row["numerics_ok"] is True and row["grad_rel_err_vs_loop"] < STRATEGY_RTOL
+    assert data["options"]["tf32_rtol"] == perf_ours.TF32_RTOL
+
+
+def test_a_tf32_row_is_judged_by_the_tf32_tolerance():
+    row = {"strategy": "graph+tf32", **perf_ours.empty_numerics()}
+    exact = torch.ones(100, dtype=torch.float64)
+    loop = exact.clone()
+    perf_ours.add_numerics(row, exact * (1 + 0.5 * perf_ours.TF32_RTOL), loop, exact)
+    assert row["numerics_ok"] is True and row["tolerance"] == perf_ours.TF32_RTOL
+    perf_ours.add_numerics(row, exact * (1 + 2 * perf_ours.TF32_RTOL), loop, exact)
+    assert row["numerics_ok"] is False
+    plain = {"strategy": "graph", **perf_ours.empty_numerics()}
+    perf_ours.add_numerics(plain, exact * (1 + 0.5 * perf_ours.TF32_RTOL), loop, exact)
+    assert plain["numerics_ok"] is False
+
+
+def test_precision_and_autotuner_scopes_restore_the_flags():
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark
+    with precision_scope("tf32"), cudnn_benchmark_scope(True):
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.benchmark
+    with pytest.raises(RuntimeError), precision_scope("fp32"):
+        assert not torch.backends.cudnn.allow_tf32
+        raise RuntimeError("a failing row")
+    after = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark
+    assert after == saved
