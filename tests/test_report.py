@@ -109,3 +109,14 @@ def test_cli_dispatches_claims(tmp_path, capsys):
     write_records(tmp_path / "results", "quick", SMALL)
     assert main(["claims", "--grid", "quick", "--results", str(tmp_path / "results")]) == 0
     assert "| H | Harness check" in capsys.readouterr().out
+
+
+def test_environment_names_the_code_of_each_run(tmp_path):
+    """Runs of different code are told apart by their source fingerprint; older records say it is absent."""
+    records = [make_record(m, "omniglot", "5w1s", 0) for m in ("maml", "amfs")]
+    records[0]["environment"]["source_sha256"] = "ab" * 32
+    write_records(tmp_path / "results", "quick", records)
+    commands.report("quick", tmp_path / "results", tmp_path / "reports")
+    environment = (tmp_path / "reports" / "quick" / "README.md").read_text().split("## Environment")[1]
+    assert "| code sha256 |" in environment
+    assert "| " + "ab" * 6 + " | 1 |" in environment and "| not recorded | 1 |" in environment

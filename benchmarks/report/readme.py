@@ -160,12 +160,14 @@ def _environment_section(runs: RunSet) -> str:
                 str(env.get("python", "unknown")),
                 str(env.get("strategy") or (env.get("execution") or {}).get("strategy", "unknown")),
                 revision,
+                str(env.get("source_sha256") or "not recorded")[:12],
             )
         ] += 1
     rows = [(*key, str(n)) for key, n in sorted(counts.items())]
     if not rows:
         return "## Environment\n\nNo finished runs."
-    return "## Environment\n\n" + table(("device", "torch", "python", "strategy", "git revision", "runs"), rows)
+    header = ("device", "torch", "python", "strategy", "git revision", "code sha256", "runs")
+    return "## Environment\n\n" + table(header, rows)
 
 
 def render_readme(runs: RunSet, claims: list[ClaimResult], figures: list[RenderedFigure], skipped: list[str]) -> str:
