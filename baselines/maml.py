@@ -77,6 +77,9 @@ class GradientInner:
         def support_loss(p: Params) -> Tensor:
             return loss_fn(self._outputs(features, p, support_x, None), support_y)
 
+        return self._descend(support_loss, params, training)
+
+    def _descend(self, support_loss: Callable[[Params], Tensor], params: Params, training: bool) -> Params:
         steps = self.steps_train if training else self.steps_test
         detach_inner = self.first_order or not training
         fast = params
@@ -93,3 +96,28 @@ class GradientInner:
         """Query logits (or regression outputs) after adaptation, and per-task diagnostics (none here)."""
         fast = self.adapt(features, params, support_x, support_y, training)
         return self._query_outputs(features, fast, support_x, query_x), {}
+
+    # --- all tasks of a meta-batch at once (MetaLearner strategy 'batched') -------------------
+    def _outputs_tasks(self, features: FeatureFn, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
+        f = features(params, x, stats_rows)  # [T, N, F]
+        return torch.baddbmm(params["head.bias"].unsqueeze(1), f, params["head.weight"].mT)
+
+    def query_outputs_tasks(
+        self, features: FeatureFn, params: Params, support_x: Tensor, support_y: Tensor, query_x: Tensor, training: bool
+    ) -> Tensor:
+        """query_outputs for T tasks at once: params and data with a leading task dimension, `features`
+        computing [T, N, F]; returns [T, Nq, outputs]. Every task's support loss depends only on its
+        own copy of the parameters, so one gradient of their sum is every task's own inner gradient."""
+        tasks = support_x.shape[0]
+
+        def support_loss(p: Params) -> Tensor:
+            outputs = self._outputs_tasks(features, p, support_x, None)
+            if self.task == "classification":
+                return F.cross_entropy(outputs.flatten(0, 1), support_y.flatten()) * tasks
+            return F.mse_loss(outputs, support_y.reshape(outputs.shape)) * tasks
+
+        fast = self._descend(support_loss, params, training)
+        if self.bn_mode == "transductive":
+            return self._outputs_tasks(features, fast, query_x, None)
+        both = torch.cat([support_x, query_x], dim=1)
+        return self._outputs_tasks(features, fast, both, support_x.shape[1])[:, support_x.shape[1] :]

@@ -68,7 +68,8 @@ def conv3x3_shifted(x: Tensor, weight: Tensor, stride: int) -> Tensor:
     return out.reshape(b, weight.shape[0], ho, wo)
 
 
-CONV_IMPLS = ("cudnn", "unfold", "shifted")
+# cudnn-nhwc: cuDNN, NHWC memory in the 'batched' strategy's grouped layers (plain cuDNN elsewhere)
+CONV_IMPLS = ("cudnn", "unfold", "shifted", "cudnn-nhwc")
 CONV_FUNCTIONS = {"unfold": conv3x3_unfold, "shifted": conv3x3_shifted}
 
 
@@ -120,6 +121,31 @@ class Conv4(nn.Module):
                 h = F.max_pool2d(h, 2)
         return h.mean(dim=(2, 3)) if self.pooling == "strided" else h.flatten(1)
 
+    def forward_tasks(self, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None) -> Tensor:
+        """Every task with its own weights in one network: params have a leading task dimension T,
+        x is [T, N, C, H, W]; returns features [T, N, F], task t's equal to forward() with its weights.
+
+        The tasks are laid side by side along the channels ([N, T*C, H, W]), so a convolution with
+        groups=T applies each task's kernel to its own channels only, and batch norm's per-channel
+        statistics are per task and channel, as forward() computes them per task. No vmap is
+        involved, so the fused batch norm is exact here. The convolutions are always cuDNN's grouped
+        ones; conv_impl 'cudnn-nhwc' runs layers 2-4 in NHWC memory, where cuDNN's grouped kernels
+        measured faster on an H200 (reports/perf/h200/grouped-conv.txt)."""
+        t, n = x.shape[:2]
+        h = x.transpose(0, 1).reshape(n, t * x.shape[2], *x.shape[3:])
+        stride = 2 if self.pooling == "strided" else 1
+        for i in range(4):
+            weight = params[f"convs.{i}"]
+            if self.conv_impl == "cudnn-nhwc" and i > 0:
+                h = h.contiguous(memory_format=torch.channels_last)
+            h = F.conv2d(h, weight.reshape(-1, *weight.shape[2:]), stride=stride, padding=1, groups=t)
+            scale, shift = params[f"norms.{2 * i}"].reshape(-1), params[f"norms.{2 * i + 1}"].reshape(-1)
+            h = F.relu(batch_norm(h, scale, shift, stats_rows, fused=True))
+            if self.pooling == "max":
+                h = F.max_pool2d(h, 2)
+        features = h.mean(dim=(2, 3)) if self.pooling == "strided" else h.flatten(1)
+        return features.reshape(n, t, -1).transpose(0, 1)
+
 
 class MLP(nn.Module):
     """The sinusoid-regression network of Finn et al. 2017 without its output layer:
@@ -137,6 +163,12 @@ class MLP(nn.Module):
     def forward(self, x: Tensor, stats_rows: int | None = None, fused_norm: bool = False) -> Tensor:
         for layer in self.layers:
             x = F.relu(layer(x))
+        return x
+
+    def forward_tasks(self, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None) -> Tensor:
+        """forward() for T tasks at once, each with its own weights (leading dimension T): x [T, N, in]."""
+        for i in range(len(self.layers)):
+            x = F.relu(torch.baddbmm(params[f"layers.{i}.bias"].unsqueeze(1), x, params[f"layers.{i}.weight"].mT))
         return x
 
 
@@ -171,6 +203,14 @@ def build_backbone(spec: BackboneSpec, seed: int) -> tuple[nn.Module, dict[str, 
                 p.zero_()
     params = {f"backbone.{k}": v.detach().clone() for k, v in module.named_parameters()}
     return module, params
+
+
+def backbone_forward_tasks(
+    module: nn.Module, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None
+) -> Tensor:
+    """The backbone for T tasks at once: 'backbone.' entries with a leading task dimension, x [T, N, ...]."""
+    own = {k[len("backbone.") :]: v for k, v in params.items() if k.startswith("backbone.")}
+    return module.forward_tasks(own, x, stats_rows)
 
 
 def backbone_forward(

@@ -31,12 +31,12 @@ DEFAULTS: dict[str, Any] = {
     "val_episodes": 100,
     "test_episodes": 1000,
     "checkpoint_every": 100,
-    "strategy": "auto",  # auto | loop | vmap | graph (vmap captured in a CUDA graph)
+    "strategy": "auto",  # auto | loop | vmap | batched | graph (vmap in a CUDA graph) | graph-batched
     "precision": "fp32",  # fp32 | tf32 (TensorFloat-32 matrix units for convolutions and matmuls on CUDA)
     # backbone (kind, channels and image size follow the dataset)
     "backbone.filters": 64,
     "backbone.pooling": "strided",
-    "backbone.conv": "auto",  # auto | cudnn | unfold (im2col + matmul) | shifted (nine shifted views; see backbones)
+    "backbone.conv": "auto",  # auto | cudnn | unfold | shifted | cudnn-nhwc (see backbones.CONV_IMPLS)
     # composition: "" means the method's own
     "compose.inner": "",
     "compose.outer": "",
@@ -180,9 +180,9 @@ def validate(config: dict[str, Any], where: str) -> None:
     if config["meta_lr"] <= 0:
         raise ConfigError(f"{where}: meta_lr must be > 0")
     choices = {
-        "strategy": ("auto", "loop", "vmap", "graph"),
+        "strategy": ("auto", "loop", "vmap", "batched", "graph", "graph-batched"),
         "precision": ("fp32", "tf32"),
-        "backbone.conv": ("auto", "cudnn", "unfold", "shifted"),
+        "backbone.conv": ("auto", "cudnn", "unfold", "shifted", "cudnn-nhwc"),
         "bn_mode": ("transductive", "inductive"),
         "backbone.pooling": ("strided", "max"),
         "compose.inner": ("", "gradient", "kernel"),

@@ -13,12 +13,15 @@ import torch
 
 from benchmarks.meta_learner import default_strategy
 
+# Config strategies that replay a batched strategy's training step from a CUDA graph.
+GRAPHED = {"graph": "vmap", "graph-batched": "batched"}
+
 
 @dataclass(frozen=True)
 class Execution:
-    strategy: str  # loop | vmap
+    strategy: str  # loop | vmap | batched
     graph: bool  # the whole training step replayed from a CUDA graph
-    conv_impl: str  # cudnn | unfold | shifted
+    conv_impl: str  # cudnn | unfold | shifted | cudnn-nhwc
     precision: str  # fp32 | tf32
 
     def as_dict(self) -> dict[str, Any]:
@@ -39,12 +42,12 @@ def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Exe
             strategy = "vmap"
         else:
             strategy = default_strategy(device)
-    graph = strategy == "graph"
-    if graph and not cuda:
-        notes.append("strategy 'graph' needs CUDA; ran with 'vmap' on the CPU")
-        graph = False
+    graph = strategy in GRAPHED
     if graph:
-        strategy = "vmap"
+        strategy = GRAPHED[strategy]
+        if not cuda:
+            notes.append(f"a CUDA graph needs CUDA; ran with '{strategy}' on the CPU")
+            graph = False
     conv_impl = config["backbone.conv"]
     if conv_impl == "auto":
         # Measured on an H200 (reports/perf/h200): second-order MAML on Omniglot, 32 tasks, CUDA

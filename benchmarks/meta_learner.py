@@ -1,9 +1,11 @@
 """A method as the composition inner loop x outer loop (+ regularizer), and its meta-gradient.
 
 Per task, the objective is the inner loop's query loss plus the regularizer's penalty. Over a
-meta-batch, the outer loop turns the task gradients into the meta-gradient. Two strategies compute
-the same thing: 'loop' (one task at a time, plain autograd: fastest on CPU) and 'vmap' (all tasks
-in one batched computation with torch.func: fastest on GPU). An outer loop that needs per-task
+meta-batch, the outer loop turns the task gradients into the meta-gradient. Three strategies compute
+the same thing: 'loop' (one task at a time, plain autograd: fastest on CPU), 'vmap' (all tasks in
+one batched computation with torch.func) and 'batched' (all tasks in one network whose layers are
+grouped by task, plain autograd; for inner loops that provide query_outputs_tasks, i.e. the
+gradient inner loop, and the same as 'vmap' for the others). An outer loop that needs per-task
 gradients (O-AMFS) gets them from vmap(grad(...)); the mean outer loop only needs the gradient of
 the mean loss, which is cheaper.
 """
@@ -17,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmarks.backbones import backbone_forward
+from benchmarks.backbones import backbone_forward, backbone_forward_tasks
 from benchmarks.tasks import TaskBatch
 
 Params = dict[str, Tensor]
-STRATEGIES = ("loop", "vmap")
+STRATEGIES = ("loop", "vmap", "batched")
 
 
 class InnerLoop(Protocol):
@@ -81,6 +83,14 @@ class MetaLearner:
         # Fused batch norm is exact outside vmap and much faster on the CPU (backbones.batch_norm).
         return backbone_forward(self.backbone, params, x, stats_rows, fused_norm=self.strategy == "loop")
 
+    def task_features(self, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
+        """Features of T tasks at once, each with its own parameters (leading task dimension)."""
+        return backbone_forward_tasks(self.backbone, params, x, stats_rows)
+
+    @property
+    def _batched(self) -> bool:
+        return self.strategy == "batched" and hasattr(self.inner, "query_outputs_tasks")
+
     def init_parameters(self, backbone_params: Params, seed: int) -> Params:
         """Backbone parameters plus the inner loop's own (head or kernel), all as trainable leaves."""
         generator = torch.Generator().manual_seed(seed + 1)
@@ -114,7 +124,9 @@ class MetaLearner:
     def meta_gradients(self, params: Params, batch: TaskBatch) -> StepResult:
         """The meta-gradient of one meta-batch, as the outer loop defines it."""
         per_task = self.outer.needs_per_task_gradients
-        if self.strategy == "vmap":
+        if self._batched:
+            grads, aux = self._batched_gradients(params, batch, per_task)
+        elif self.strategy in ("vmap", "batched"):
             # torch.func.grad needs no requires_grad; on the trainable leaves themselves it would also
             # record its own backward in their autograd graph and hand back gradients holding it alive.
             grads, aux = self._vmap_gradients({k: v.detach() for k, v in params.items()}, batch, per_task)
@@ -148,6 +160,43 @@ class MetaLearner:
 
         return torch.func.grad(mean_objective, has_aux=True)(params)
 
+    def _batched_outputs(self, params: Params, batch: TaskBatch, training: bool) -> tuple[Tensor, Params]:
+        """Query outputs of every task [T, Nq, outputs], from one copy of the parameters per task."""
+        expanded = {k: v.unsqueeze(0).expand(batch.n_tasks, *v.shape) for k, v in params.items()}
+        return self.inner.query_outputs_tasks(  # type: ignore[attr-defined]
+            self.task_features, expanded, batch.support_x, batch.support_y, batch.query_x, training
+        ), expanded
+
+    def _per_task_loss_and_metric(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Query loss and metric of every task [T] each, as _query_loss and _task_metric per task."""
+        if self.inner.task == "classification":
+            loss = F.cross_entropy(outputs.transpose(1, 2), targets, reduction="none").mean(1)
+            return loss, (outputs.detach().argmax(-1) == targets).float().mean(1)
+        error = (outputs - targets.reshape(outputs.shape)).square().flatten(1).mean(1)
+        return error, error.detach()
+
+    def _batched_gradients(self, params: Params, batch: TaskBatch, per_task: bool):
+        outputs, expanded = self._batched_outputs(params, batch, training=True)
+        losses, metrics = self._per_task_loss_and_metric(outputs, batch.query_y)
+        objectives = losses
+        if self.regularizer is not None:
+            penalties = [self.regularizer(outputs[i], batch.query_y[i], self.inner.task) for i in range(batch.n_tasks)]
+            objectives = losses + torch.stack(penalties)
+        names = list(params)
+        t = batch.n_tasks
+        aux = (
+            losses.detach(),
+            metrics,
+            torch.zeros(t, dtype=torch.int32, device=losses.device),
+            torch.zeros(t, dtype=torch.bool, device=losses.device),
+        )
+        if per_task:  # each task's objective depends only on its own copy: d(sum)/d(copy t) is task t's gradient
+            grads = torch.autograd.grad(objectives.sum(), [expanded[k] for k in names], allow_unused=True)
+            stacked = {k: torch.zeros_like(expanded[k]) if g is None else g for k, g in zip(names, grads, strict=True)}
+            return self._combine(params, stacked), aux
+        grads = torch.autograd.grad(objectives.mean(), [params[k] for k in names], allow_unused=True)
+        return {k: torch.zeros_like(params[k]) if g is None else g for k, g in zip(names, grads, strict=True)}, aux
+
     def _loop_gradients(self, params: Params, batch: TaskBatch, per_task: bool):
         names = list(params)
         tensors = [params[k] for k in names]
@@ -175,7 +224,11 @@ class MetaLearner:
 
         detached = {k: v.detach() for k, v in params.items()}
         with torch.no_grad():
-            if self.strategy == "vmap":
+            if self._batched:
+                outputs, _ = self._batched_outputs(detached, batch, training=False)
+                loss, metric = self._per_task_loss_and_metric(outputs, batch.query_y)
+                return metric, loss
+            if self.strategy in ("vmap", "batched"):
                 return torch.func.vmap(one_task, in_dims=(None, 0, 0, 0, 0))(detached, *batch.tensors())
             results = [one_task(detached, *(t[i] for t in batch.tensors())) for i in range(batch.n_tasks)]
         return torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])

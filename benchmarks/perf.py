@@ -243,8 +243,8 @@ def _paired(
     seed: int,
     progress: Callable[[str], None],
 ) -> dict[str, Any] | None:
-    """The alternating comparison of our fastest full-float32 strategy of `method` with
-    learn2learn's (also full float32), if both were measured in this setting."""
+    """The alternating comparison of our fastest full-float32 strategy of `method` that passed its
+    numerics check with learn2learn's (also full float32), if both were measured in this setting."""
     ours = [
         r
         for r in rows
@@ -252,6 +252,7 @@ def _paired(
         and r["implementation"] == "amfs-bench"
         and r["method"] == method
         and r["ms"]
+        and r["numerics_ok"] is not False  # a strategy that computes something else is no competitor
         and parse_strategy(r["strategy"])[1].get("precision", "fp32") == "fp32"
     ]
     if not ours:

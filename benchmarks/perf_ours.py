@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.backbones import BackboneSpec, build_backbone
-from benchmarks.execution import Execution, cudnn_benchmark_scope, precision_scope, resolve_execution
+from benchmarks.execution import GRAPHED, Execution, cudnn_benchmark_scope, precision_scope, resolve_execution
 from benchmarks.meta_learner import STRATEGIES, MetaLearner, StepResult
 from benchmarks.methods import build_inner, build_outer, build_regularizer
 from benchmarks.perf_settings import PerfSetting
@@ -43,17 +43,16 @@ STRATEGY_MODIFIERS = {
     "unfold": ("backbone.conv", "unfold"),
     "shifted": ("backbone.conv", "shifted"),
     "bench": (BENCHMARK_KEY, "on"),
+    "nhwc": ("backbone.conv", "cudnn-nhwc"),
 }
 CUDA_ONLY_MODIFIERS = ("tf32", "bench")
 
 
 def timed_strategies(device: torch.device) -> list[str]:
-    """Every task-batching strategy of MetaLearner, plus the CUDA-graph replay of the vmap step
-    (benchmarks/graphed_step.py, config strategy 'graph') where the device is a GPU."""
-    names = list(STRATEGIES)
-    if device.type == "cuda" and "graph" not in names:
-        names.append("graph")
-    return names
+    """Every task-batching strategy of MetaLearner, plus the CUDA-graph replays of the vmap and
+    batched steps (benchmarks/graphed_step.py, config strategies 'graph', 'graph-batched') where the
+    device is a GPU."""
+    return list(STRATEGIES) + (list(GRAPHED) if device.type == "cuda" else [])
 
 
 def parse_strategy(name: str) -> tuple[str, dict[str, str]]:

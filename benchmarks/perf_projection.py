@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from benchmarks.config import resolve
-from benchmarks.execution import resolve_execution
+from benchmarks.execution import GRAPHED, resolve_execution
 from benchmarks.grids import load_grid
 from benchmarks.perf_settings import IMAGE_SHAPES
 
@@ -76,7 +76,9 @@ def _closeness(run: dict[str, Any], measured: dict[str, Any]) -> tuple[int, ...]
 
 def _strategy_name(config: dict[str, Any], device: torch.device) -> str:
     execution, _ = resolve_execution(config, device)
-    return "graph" if execution.graph else execution.strategy
+    if not execution.graph:
+        return execution.strategy
+    return next(name for name, base in GRAPHED.items() if base == execution.strategy)
 
 
 def project_run(run: Any, data: dict[str, Any]) -> ProjectedRun | None:

@@ -10,7 +10,15 @@ import torch
 import torch.nn.functional as F
 from helpers_synthetic import single_thread
 
-from benchmarks.backbones import MLP, BackboneSpec, Conv4, backbone_forward, batch_norm, build_backbone
+from benchmarks.backbones import (
+    MLP,
+    BackboneSpec,
+    Conv4,
+    backbone_forward,
+    backbone_forward_tasks,
+    batch_norm,
+    build_backbone,
+)
 from benchmarks.config import resolve
 from benchmarks.meta_learner import MetaLearner
 from benchmarks.methods import METHODS, build_inner, build_outer
@@ -81,7 +89,7 @@ def test_conv4_feature_sizes(channels: int, filters: int, pooling: str, size: in
     assert backbone_forward(module, params, x).shape == (3, feature_dim)
 
 
-@pytest.mark.parametrize("conv_impl", ["cudnn", "unfold", "shifted"])
+@pytest.mark.parametrize("conv_impl", ["cudnn", "unfold", "shifted", "cudnn-nhwc"])
 def test_conv4_matches_a_plain_implementation(conv_impl: str):
     """Conv-4 (both pooling variants, both convolution implementations) against F.conv2d /
     F.batch_norm / F.relu / F.max_pool2d written here: catches a wrong stride, padding, block order,
@@ -147,3 +155,32 @@ def test_batch_norm_transductive_and_inductive():
     changed[6] += 10.0
     torch.testing.assert_close(batch_norm(changed, weight, bias, 4)[4:6], inductive[4:6], rtol=0, atol=0)
     assert not torch.allclose(batch_norm(changed, weight, bias, None)[4:6], expected[4:6])
+
+
+@pytest.mark.parametrize("conv_impl", ["cudnn", "cudnn-nhwc"])
+@pytest.mark.parametrize("pooling", ["strided", "max"])
+@pytest.mark.parametrize("stats_rows", [None, 2])
+def test_all_tasks_at_once_equal_each_task_alone(conv_impl: str, pooling: str, stats_rows: int | None):
+    """forward_tasks (tasks side by side, grouped convolutions) against forward() task by task, each
+    task with its own weights: catches channels of one task leaking into another, batch-norm
+    statistics pooled over tasks, or features flattened in another order."""
+    module, params = build_backbone(BackboneSpec("conv4", 3, 20, 4, pooling, conv_impl), seed=5)
+    g = torch.Generator().manual_seed(2)
+    tasks = 3
+    per_task = {k: (v.double() + 0.1 * torch.randn(tasks, *v.shape, generator=g).double()) for k, v in params.items()}
+    x = torch.randn(tasks, 5, 3, 20, 20, generator=g, dtype=torch.float64)
+    together = backbone_forward_tasks(module, per_task, x, stats_rows)
+    for t in range(tasks):
+        alone = backbone_forward(module, {k: v[t] for k, v in per_task.items()}, x[t], stats_rows)
+        torch.testing.assert_close(together[t], alone, rtol=1e-10, atol=1e-12)
+
+
+def test_mlp_tasks_at_once_equal_each_task_alone():
+    module, params = build_backbone(BackboneSpec(kind="mlp"), seed=3)
+    g = torch.Generator().manual_seed(4)
+    per_task = {k: v.double() + torch.randn(2, *v.shape, generator=g).double() for k, v in params.items()}
+    x = torch.randn(2, 7, 1, generator=g, dtype=torch.float64)
+    together = backbone_forward_tasks(module.double(), per_task, x)
+    for t in range(2):
+        alone = backbone_forward(module, {k: v[t] for k, v in per_task.items()}, x[t])
+        torch.testing.assert_close(together[t], alone, rtol=1e-10, atol=1e-12)

@@ -149,7 +149,7 @@ def test_second_order_meta_gradient_matches_finite_differences(steps: int, bn_mo
     finite_differences = [finite_difference(meta_loss, params, d) for d in directions]
     reference = dict(zip(names, torch.autograd.grad(meta_loss(params), [params[k] for k in names]), strict=True))
 
-    for strategy in ("loop", "vmap"):
+    for strategy in ("loop", "vmap", "batched"):
         learner, params = build_learner(tiny_conv_spec(), inner, strategy=strategy)
         result = learner.meta_gradients(params, batch)
         assert set(result.gradients) == set(names)
@@ -203,7 +203,7 @@ def test_second_order_meta_gradient_with_unfold_convolution(bn_mode: str):
     g = torch.Generator().manual_seed(14)
     batch = cast_batch(image_batch(g, n_tasks=2, n_way=N_WAY), torch.float64)
     inner = default_gradient_inner(N_WAY, steps_train=2, step_size=STEP_SIZE, bn_mode=bn_mode)
-    for strategy in ("loop", "vmap"):
+    for strategy in ("loop", "vmap", "batched"):
         learner, params = build_learner(tiny_conv_spec("unfold"), inner, strategy=strategy)
         names = list(params)
         loss = reference_meta_loss(reference_conv4, params, batch, 2, bn_mode, F.cross_entropy)
@@ -229,7 +229,7 @@ def test_first_order_equals_hand_written_fomaml_and_differs_from_second_order(st
     batch = cast_batch(image_batch(g, n_tasks=2, n_way=N_WAY), torch.float64)
     first = default_gradient_inner(N_WAY, steps_train=steps, step_size=STEP_SIZE, bn_mode=bn_mode, first_order=True)
     second = default_gradient_inner(N_WAY, steps_train=steps, step_size=STEP_SIZE, bn_mode=bn_mode)
-    for strategy in ("loop", "vmap"):
+    for strategy in ("loop", "vmap", "batched"):
         learner, params = build_learner(tiny_conv_spec(), first, strategy=strategy)
         names = list(params)
         fo = flat(learner.meta_gradients(params, batch).gradients, names)

@@ -59,7 +59,9 @@ def measured() -> dict:
 
 def test_measure_times_every_method_and_strategy_and_writes_the_report(measured: dict, tmp_path: Path):
     ours = [r for r in measured["rows"] if r["implementation"] == "amfs-bench"]
-    assert {(r["method"], r["strategy"]) for r in ours} == {(m, s) for m in METHODS for s in ("loop", "vmap")}
+    assert {(r["method"], r["strategy"]) for r in ours} == {
+        (m, s) for m in METHODS for s in ("loop", "vmap", "batched")
+    }
     for r in ours:
         assert r["ms"]["median"] > 0 and r["adapt_ms"]["median"] > 0
         assert len(r["ms_samples"]) == 2
@@ -219,10 +221,10 @@ def test_a_measured_row_frees_its_parameters(monkeypatch):
     setting = tiny_setting()
     batch = synthetic_batch(setting, 2, 2, seed=0, device=CPU)
     task = synthetic_batch(setting, 1, 2, seed=1, device=CPU)
-    for strategy in ("loop", "vmap"):
+    for strategy in ("loop", "vmap", "batched"):
         perf_ours.measure_ours(setting, "maml", strategy, batch, task, CPU, 1, 0)
     gc.collect()
-    assert len(alive) == 2 and all(ref() is None for ref in alive)
+    assert len(alive) == 3 and all(ref() is None for ref in alive)
 
 
 def test_strategy_modifiers_are_parsed_and_checked_per_device():
@@ -292,3 +294,28 @@ def test_precision_and_autotuner_scopes_restore_the_flags():
         raise RuntimeError("a failing row")
     after = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark
     assert after == saved
+
+
+def test_the_paired_comparison_skips_flagged_and_tf32_rows(monkeypatch):
+    """learn2learn is compared with our fastest strategy that computes the same thing in full float32."""
+    chosen = []
+
+    def fake_pair(l2l, setting, method, strategy, *args):
+        chosen.append(strategy)
+        return {"ours_ms": {"median": 1.0}, "peer_ms": {"median": 2.0}, "speedup": {"median": 2.0}}
+
+    monkeypatch.setattr(perf, "paired_comparison", fake_pair)
+
+    def row(strategy: str, ms: float, ok: bool | None) -> dict:
+        return {
+            "setting": "tiny",
+            "implementation": "amfs-bench",
+            "method": "maml",
+            "strategy": strategy,
+            "ms": {"median": ms},
+            "numerics_ok": ok,
+        }
+
+    rows = [row("vmap+tf32", 1.0, True), row("vmap+unfold", 2.0, False), row("loop", 4.0, None), row("vmap", 3.0, True)]
+    perf._paired(None, tiny_setting(), "maml", rows, None, CPU, 1, 0, 0, lambda _: None)
+    assert chosen == ["vmap"]

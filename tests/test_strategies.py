@@ -1,5 +1,5 @@
-"""The 'loop' and 'vmap' strategies of MetaLearner compute the same meta-gradient, task losses,
-metrics, solve diagnostics and evaluation, for all five methods as the registry builds them."""
+"""The 'vmap' and 'batched' strategies of MetaLearner compute the same meta-gradient, task losses,
+metrics, solve diagnostics and evaluation as 'loop', for all five methods as the registry builds them."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _learners(method: str, dtype: torch.dtype, bn_mode: str = "transductive", da
     config = resolve(values)
     spec = tiny_conv_spec() if dataset == "omniglot" else BackboneSpec(kind="mlp")
     out = {}
-    for strategy in ("loop", "vmap"):
+    for strategy in ("loop", "vmap", "batched"):
         out[strategy] = build_learner(
             spec, build_inner(config), build_outer(config), build_regularizer(config), strategy, dtype=dtype
         )
@@ -60,13 +60,16 @@ def _assert_same(loop, vmap, dtype: torch.dtype, scale: float) -> None:
     ids=["float64-transductive", "float64-inductive", "float32-transductive"],
 )
 @pytest.mark.parametrize("method", METHOD_NAMES)
-def test_loop_and_vmap_agree_on_classification(method: str, dtype: torch.dtype, bn_mode: str):
-    """Tiny Conv-4, 3-way 2-shot, 3 tasks. Catches a vmap path that loses the per-task weighting, the
-    regularizer, the first-order detach, or batch-norm statistics of the right rows."""
+@pytest.mark.parametrize("other", ["vmap", "batched"])
+def test_batched_strategies_agree_with_the_loop_on_classification(
+    method: str, dtype: torch.dtype, bn_mode: str, other: str
+):
+    """Tiny Conv-4, 3-way 2-shot, 3 tasks. Catches a batched path that loses the per-task weighting,
+    the regularizer, the first-order detach, or batch-norm statistics of the right rows and tasks."""
     g = torch.Generator().manual_seed(31)
     batch = cast_batch(image_batch(g, n_tasks=3, n_way=3), dtype)
     learners = _learners(method, dtype, bn_mode)
-    (loop, params), (vmap, _) = learners["loop"], learners["vmap"]
+    (loop, params), (vmap, _) = learners["loop"], learners[other]
     names = list(params)
     a, b = loop.meta_gradients(params, batch), vmap.meta_gradients(params, batch)
     scale = float(flat(a.gradients, names).abs().max())
@@ -83,12 +86,13 @@ def test_loop_and_vmap_agree_on_classification(method: str, dtype: torch.dtype, 
 
 
 @pytest.mark.parametrize("method", METHOD_NAMES)
-def test_loop_and_vmap_agree_on_regression(method: str):
+@pytest.mark.parametrize("other", ["vmap", "batched"])
+def test_batched_strategies_agree_with_the_loop_on_regression(method: str, other: str):
     """MLP on sinusoid regression (the kernel inner loop fits y itself, the gradient one has 1 output)."""
     g = torch.Generator().manual_seed(32)
     batch = sinusoid_batch(g, n_tasks=3, k_support=5, k_query=5, dtype=torch.float64)
     learners = _learners(method, torch.float64, dataset="sinusoid")
-    (loop, params), (vmap, _) = learners["loop"], learners["vmap"]
+    (loop, params), (vmap, _) = learners["loop"], learners[other]
     names = list(params)
     a, b = loop.meta_gradients(params, batch), vmap.meta_gradients(params, batch)
     scale = float(flat(a.gradients, names).abs().max())
