@@ -62,11 +62,17 @@ class GradientInner:
     def _outputs(self, features: FeatureFn, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
         return F.linear(features(params, x, stats_rows), params["head.weight"], params["head.bias"])
 
-    def _query_outputs(self, features: FeatureFn, params: Params, support_x: Tensor, query_x: Tensor) -> Tensor:
+    def _query_outputs(
+        self, features: FeatureFn, params: Params, support_x: Tensor, query_x: Tensor, rows: int = 0
+    ) -> Tensor:
+        """Query outputs after adaptation; `rows`: the dimension of the examples (1 when a leading
+        task dimension is present). Inductive batch norm takes its statistics from the support rows."""
+        outputs = self._outputs if rows == 0 else self._outputs_tasks
         if self.bn_mode == "transductive":
-            return self._outputs(features, params, query_x, None)
-        both = torch.cat([support_x, query_x])
-        return self._outputs(features, params, both, support_x.shape[0])[support_x.shape[0] :]
+            return outputs(features, params, query_x, None)
+        n_support = support_x.shape[rows]
+        both = torch.cat([support_x, query_x], dim=rows)
+        return outputs(features, params, both, n_support).narrow(rows, n_support, query_x.shape[rows])
 
     def adapt(
         self, features: FeatureFn, params: Params, support_x: Tensor, support_y: Tensor, training: bool
@@ -116,8 +122,4 @@ class GradientInner:
                 return F.cross_entropy(outputs.flatten(0, 1), support_y.flatten()) * tasks
             return F.mse_loss(outputs, support_y.reshape(outputs.shape)) * tasks
 
-        fast = self._descend(support_loss, params, training)
-        if self.bn_mode == "transductive":
-            return self._outputs_tasks(features, fast, query_x, None)
-        both = torch.cat([support_x, query_x], dim=1)
-        return self._outputs_tasks(features, fast, both, support_x.shape[1])[:, support_x.shape[1] :]
+        return self._query_outputs(features, self._descend(support_loss, params, training), support_x, query_x, rows=1)

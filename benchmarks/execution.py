@@ -67,22 +67,14 @@ def apply_precision(precision: str) -> None:
 
 
 @contextmanager
-def precision_scope(precision: str) -> Iterator[None]:
-    """apply_precision for the duration of a block, then the previous flags again."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+def backend_scope(precision: str, cudnn_benchmark: bool = False) -> Iterator[None]:
+    """apply_precision and cuDNN's autotuner (off is PyTorch's default) for the duration of a block,
+    then the previous flags again."""
+    backends = torch.backends
+    saved = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark
     apply_precision(precision)
+    backends.cudnn.benchmark = cudnn_benchmark
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-@contextmanager
-def cudnn_benchmark_scope(enabled: bool) -> Iterator[None]:
-    """cuDNN's autotuner on or off for the duration of a block (off is PyTorch's default)."""
-    saved = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = saved
+        backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark = saved

@@ -51,6 +51,12 @@ def default_strategy(device: torch.device | str) -> str:
     return "vmap" if torch.device(device).type == "cuda" else "loop"
 
 
+def _gradients(objective: Tensor, tensors: list[Tensor]) -> tuple[Tensor, ...]:
+    """d objective / d each tensor; zeros for a tensor the objective does not use."""
+    grads = torch.autograd.grad(objective, tensors, allow_unused=True)
+    return tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors, strict=True))
+
+
 @dataclass
 class StepResult:
     gradients: Params
@@ -191,11 +197,9 @@ class MetaLearner:
             torch.zeros(t, dtype=torch.bool, device=losses.device),
         )
         if per_task:  # each task's objective depends only on its own copy: d(sum)/d(copy t) is task t's gradient
-            grads = torch.autograd.grad(objectives.sum(), [expanded[k] for k in names], allow_unused=True)
-            stacked = {k: torch.zeros_like(expanded[k]) if g is None else g for k, g in zip(names, grads, strict=True)}
-            return self._combine(params, stacked), aux
-        grads = torch.autograd.grad(objectives.mean(), [params[k] for k in names], allow_unused=True)
-        return {k: torch.zeros_like(params[k]) if g is None else g for k, g in zip(names, grads, strict=True)}, aux
+            stacked = _gradients(objectives.sum(), [expanded[k] for k in names])
+            return self._combine(params, dict(zip(names, stacked, strict=True))), aux
+        return dict(zip(names, _gradients(objectives.mean(), [params[k] for k in names]), strict=True)), aux
 
     def _loop_gradients(self, params: Params, batch: TaskBatch, per_task: bool):
         names = list(params)
@@ -204,9 +208,7 @@ class MetaLearner:
         auxes = []
         for i in range(batch.n_tasks):
             objective, aux = self._task_objective(params, *(t[i] for t in batch.tensors()))
-            grads = torch.autograd.grad(objective, tensors, allow_unused=True)
-            grads = tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, tensors, strict=True))
-            per_task_grads.append(grads)
+            per_task_grads.append(_gradients(objective, tensors))
             auxes.append(aux)
         aux = tuple(torch.stack(parts) for parts in zip(*auxes, strict=True))
         stacked = {k: torch.stack([g[j] for g in per_task_grads]) for j, k in enumerate(names)}

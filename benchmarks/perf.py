@@ -35,6 +35,7 @@ from benchmarks.perf_ours import (
     measure_ours,
     parse_strategy,
     timed_strategies,
+    timing_row,
 )
 from benchmarks.perf_peers import (
     PEER_METHODS,
@@ -187,8 +188,7 @@ def measure(
                         setting, method, strategy, batch, eval_task, device, repeats, warmup, seed
                     )
                 except Exception as e:  # one failing row (capture error, out of memory) must not lose the others
-                    row, gradient = missing_peer_row(setting, method, _failure(e)), None
-                    row.update(implementation="amfs-bench", strategy=strategy)
+                    row, gradient = timing_row(setting, "amfs-bench", method, strategy, status=_failure(e)), None
                 if strategy == "loop":
                     loop = gradient
                 add_numerics(row, gradient, loop, exact)

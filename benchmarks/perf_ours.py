@@ -6,6 +6,7 @@ the numerics checks."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 from torch import Tensor
 
 from benchmarks.backbones import BackboneSpec, build_backbone
-from benchmarks.execution import GRAPHED, Execution, cudnn_benchmark_scope, precision_scope, resolve_execution
+from benchmarks.execution import GRAPHED, Execution, backend_scope, resolve_execution
 from benchmarks.meta_learner import STRATEGIES, MetaLearner, StepResult
 from benchmarks.methods import build_inner, build_outer, build_regularizer
 from benchmarks.perf_settings import PerfSetting
@@ -78,6 +79,12 @@ def check_strategy(name: str, device: torch.device) -> None:
 def strategy_rtol(name: str) -> float:
     """The numerics tolerance of a row: TF32_RTOL for TF32 rows, STRATEGY_RTOL otherwise."""
     return TF32_RTOL if parse_strategy(name)[1].get("precision") == "tf32" else STRATEGY_RTOL
+
+
+def strategy_scope(strategy: str) -> AbstractContextManager[None]:
+    """The backend flags a strategy's modifiers ask for (precision, cuDNN autotuner), for one row."""
+    overrides = parse_strategy(strategy)[1]
+    return backend_scope(overrides.get("precision", "fp32"), BENCHMARK_KEY in overrides)
 
 
 def flat_gradient(gradients: Params) -> Tensor:
@@ -188,7 +195,7 @@ def release_gradients(params: Params) -> None:
 def loop_gradient(setting: PerfSetting, method: str, batch: TaskBatch, device: torch.device, seed: int) -> Tensor:
     """The float32 'loop' meta-gradient at the initial parameters, untimed: the numerics reference
     when the loop strategy itself is not among the timed ones."""
-    with precision_scope("fp32"):
+    with backend_scope("fp32"):
         run = prepare_run(setting, method, "loop", batch, device, seed)
         release_gradients(run.params)
     assert run.initial_gradient is not None
@@ -243,9 +250,8 @@ def measure_ours(
 ) -> tuple[dict[str, Any], Tensor]:
     """One table row (ms per meta-iteration, adaptation ms per test episode, peak memory; the
     numerics fields are filled in by the caller) and this strategy's initial meta-gradient. The
-    strategy's precision holds for this row only."""
-    overrides = parse_strategy(strategy)[1]
-    with precision_scope(overrides.get("precision", "fp32")), cudnn_benchmark_scope(BENCHMARK_KEY in overrides):
+    strategy's backend flags (precision, cuDNN autotuner) hold for this row only."""
+    with strategy_scope(strategy):
         run = prepare_run(setting, method, strategy, batch, device, seed)
         try:
             with PeakMemory(device) as memory:
@@ -253,21 +259,37 @@ def measure_ours(
             adapt = time_calls(lambda: run.learner.evaluate(run.params, eval_task), device, repeats, warmup)
         finally:
             release_gradients(run.params)
-    row = {
+    row = timing_row(setting, "amfs-bench", method, strategy, run.execution.as_dict(), samples, adapt, memory.mib)
+    return row, run.initial_gradient
+
+
+def timing_row(
+    setting: PerfSetting,
+    implementation: str,
+    method: str,
+    strategy: str,
+    execution: dict[str, Any] | None = None,
+    samples: list[float] | None = None,
+    adapt: list[float] | None = None,
+    peak_mib: float | None = None,
+    status: str = "measured",
+) -> dict[str, Any]:
+    """One row of the perf table, ours or a peer's. A row without samples (failed, or a peer that is
+    not installed) has no numbers and says why in its status."""
+    return {
         "setting": setting.key,
-        "implementation": "amfs-bench",
+        "implementation": implementation,
         "method": method,
         "strategy": strategy,
-        "execution": run.execution.as_dict(),
-        "ms": summarize(samples),
-        "ms_samples": samples,
-        "adapt_ms": summarize(adapt),
-        "adapt_ms_samples": adapt,
-        "peak_mib": memory.mib,
-        "status": "measured",
+        "execution": execution,
+        "ms": summarize(samples) if samples else None,
+        "ms_samples": samples or [],
+        "adapt_ms": summarize(adapt) if adapt else None,
+        "adapt_ms_samples": adapt or [],
+        "peak_mib": peak_mib,
+        "status": status,
         **empty_numerics(),
     }
-    return row, run.initial_gradient
 
 
 def empty_numerics() -> dict[str, Any]:

@@ -20,13 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.perf_ours import (
-    empty_numerics,
     flat_gradient,
     float64_gradient,
     gradient_agreement,
     prepare_run,
     relative_error,
     release_gradients,
+    timing_row,
 )
 from benchmarks.perf_settings import PerfSetting
 from benchmarks.perf_timing import PeakMemory, summarize, time_calls
@@ -210,20 +210,7 @@ def measure_peer(
     adapt = time_calls(
         lambda: _l2l_test_adaptation(maml, eval_task, config["inner.steps_test"]), device, repeats, warmup
     )
-    return {
-        "setting": setting.key,
-        "implementation": "learn2learn",
-        "method": method,
-        "strategy": PEER_STRATEGY,
-        "execution": None,
-        "ms": summarize(samples),
-        "ms_samples": samples,
-        "adapt_ms": summarize(adapt),
-        "adapt_ms_samples": adapt,
-        "peak_mib": memory.mib,
-        **empty_numerics(),
-        "status": "measured",
-    }
+    return timing_row(setting, "learn2learn", method, PEER_STRATEGY, None, samples, adapt, memory.mib)
 
 
 def paired_comparison(
@@ -268,17 +255,4 @@ def paired_comparison(
 
 def missing_peer_row(setting: PerfSetting, method: str, status: str) -> dict[str, Any]:
     """A learn2learn row without numbers, saying why (e.g. not installed)."""
-    return {
-        "setting": setting.key,
-        "implementation": "learn2learn",
-        "method": method,
-        "strategy": PEER_STRATEGY,
-        "execution": None,
-        "ms": None,
-        "ms_samples": [],
-        "adapt_ms": None,
-        "adapt_ms_samples": [],
-        "peak_mib": None,
-        **empty_numerics(),
-        "status": status,
-    }
+    return timing_row(setting, "learn2learn", method, PEER_STRATEGY, status=status)

@@ -17,8 +17,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.environment import resolve_device
-from benchmarks.execution import precision_scope
-from benchmarks.perf_ours import parse_strategy, prepare_run, release_gradients
+from benchmarks.perf_ours import prepare_run, release_gradients, strategy_scope
 from benchmarks.perf_settings import default_settings, select_settings, synthetic_batch
 
 
@@ -39,7 +38,7 @@ def main() -> int:
     config = setting.config(args.method)
     batch = synthetic_batch(setting, config["meta_batch"], config["query_train"], 0, device)
     cuda = device.type == "cuda"
-    with precision_scope(parse_strategy(args.strategy)[1].get("precision", "fp32")):
+    with strategy_scope(args.strategy):
         run = prepare_run(setting, args.method, args.strategy, batch, device, 0, with_gradient=False)
         for _ in range(2):
             run.step()

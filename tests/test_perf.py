@@ -11,7 +11,7 @@ import torch
 
 from benchmarks import perf, perf_ours
 from benchmarks.cli import main
-from benchmarks.execution import cudnn_benchmark_scope, precision_scope
+from benchmarks.execution import backend_scope
 from benchmarks.grids import load_grid
 from benchmarks.methods import METHODS
 from benchmarks.perf_ours import STRATEGY_RTOL, agreement_verdict, gradient_agreement
@@ -286,10 +286,10 @@ def test_a_tf32_row_is_judged_by_the_tf32_tolerance():
 
 def test_precision_and_autotuner_scopes_restore_the_flags():
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark
-    with precision_scope("tf32"), cudnn_benchmark_scope(True):
+    with backend_scope("tf32", cudnn_benchmark=True):
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
         assert torch.backends.cudnn.benchmark
-    with pytest.raises(RuntimeError), precision_scope("fp32"):
+    with pytest.raises(RuntimeError), backend_scope("fp32"):
         assert not torch.backends.cudnn.allow_tf32
         raise RuntimeError("a failing row")
     after = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark
