@@ -318,7 +318,8 @@ def render_readme(data: dict[str, Any]) -> str:
         "of the real shapes (random images, labels 0..N-1); the same meta-batch and test episode for every row of a "
         f"setting; full float32 on both sides (precision `{options['precision']}`, TF32 off) except in rows whose "
         "strategy carries `+tf32`; `+unfold`: im2col + matrix-product convolutions instead of cuDNN's; `+shifted`: "
-        "convolutions as nine shifted views times kernel taps; `+bench`: cuDNN's autotuner on. Regenerate "
+        "convolutions as nine shifted views times kernel taps; `+bench`: cuDNN's autotuner on; `+nhwc`: the "
+        "batched strategy's grouped convolutions in NHWC memory. Regenerate "
         "this page and the plot without measuring: `python -m benchmarks perf --from-json <this folder>/perf.json`.",
         "",
         "## Settings",
