@@ -24,6 +24,7 @@ Params = dict[str, Tensor]
 FeatureFn = Callable[[Params, Tensor, "int | None"], Tensor]
 
 SIGMA_INITS = ("median", "sqrt_d")
+KERNEL_PARAMETERS = ("kernel.log_sigma", "kernel.log_lambda", "kernel.log_scale")
 
 
 @dataclass(frozen=True)
@@ -71,34 +72,50 @@ class KernelInner:
         median = off_diagonal.median().clamp_min(1e-6)
         return {"kernel.log_sigma": torch.log(median).to(params["kernel.log_sigma"].dtype)}
 
-    def _targets(self, support_y: Tensor, dtype: torch.dtype) -> Tensor:
+    def _targets(self, support_y: Tensor, dtype: torch.dtype, rows: int) -> Tensor:
         if self.task == "classification":
             return one_hot(support_y, self.n_outputs, dtype)
-        return support_y.reshape(support_y.shape[0], -1).to(dtype)
+        return support_y.reshape(*support_y.shape[: rows + 1], -1).to(dtype)
 
     def _features(
-        self, features: FeatureFn, params: Params, support_x: Tensor, query_x: Tensor
+        self, features: FeatureFn, params: Params, support_x: Tensor, query_x: Tensor, rows: int
     ) -> tuple[Tensor, Tensor]:
-        n = support_x.shape[0]
+        """Support and query features; `rows`: the dimension of the examples (1 with a task dimension)."""
+        n = support_x.shape[rows]
         if self.bn_mode == "transductive":
             return features(params, support_x, None), features(params, query_x, None)
-        both = features(params, torch.cat([support_x, query_x]), n)
-        return both[:n], both[n:]
+        both = features(params, torch.cat([support_x, query_x], dim=rows), n)
+        return both.narrow(rows, 0, n), both.narrow(rows, n, query_x.shape[rows])
+
+    def _solve_and_score(
+        self, f_s: Tensor, f_q: Tensor, support_y: Tensor, log_sigma: Tensor, log_lambda: Tensor, log_scale: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The kernel-ridge fit on the support features and its query outputs; the kernel parameters
+        broadcast against [..., n, n] (0-d for one task, [T, 1, 1] for T tasks)."""
+        sigma = log_sigma.exp()
+        solve_features = f_s.detach() if self.first_order else f_s
+        solve = kernel_ridge_solve(
+            rbf_kernel(solve_features, solve_features, sigma),
+            self._targets(support_y, f_s.dtype, f_s.dim() - 2),
+            log_lambda.exp(),
+            self.max_jitter_retries,
+        )
+        scores = rbf_kernel(f_q, f_s, sigma) @ solve.alpha
+        outputs = scores * log_scale.exp() if self.task == "classification" else scores
+        return outputs, {"jitter_retries": solve.retries, "solve_failed": solve.failed}
 
     def query_outputs(
         self, features: FeatureFn, params: Params, support_x: Tensor, support_y: Tensor, query_x: Tensor, training: bool
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Query logits (scaled kernel-ridge scores) or regression outputs, plus solve diagnostics."""
-        f_s, f_q = self._features(features, params, support_x, query_x)
-        sigma = params["kernel.log_sigma"].exp()
-        lam = params["kernel.log_lambda"].exp()
-        solve_features = f_s.detach() if self.first_order else f_s
-        solve = kernel_ridge_solve(
-            rbf_kernel(solve_features, solve_features, sigma),
-            self._targets(support_y, f_s.dtype),
-            lam,
-            self.max_jitter_retries,
-        )
-        scores = rbf_kernel(f_q, f_s, sigma) @ solve.alpha
-        outputs = scores * params["kernel.log_scale"].exp() if self.task == "classification" else scores
-        return outputs, {"jitter_retries": solve.retries, "solve_failed": solve.failed}
+        f_s, f_q = self._features(features, params, support_x, query_x, rows=0)
+        return self._solve_and_score(f_s, f_q, support_y, *(params[k] for k in KERNEL_PARAMETERS))
+
+    def query_outputs_tasks(
+        self, features: FeatureFn, params: Params, support_x: Tensor, support_y: Tensor, query_x: Tensor, training: bool
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """query_outputs for T tasks at once (MetaLearner strategy 'batched'): params and data with a
+        leading task dimension, `features` computing [T, N, F]; outputs [T, Nq, outputs] and
+        diagnostics [T]. The solves are one batched Cholesky factorisation."""
+        f_s, f_q = self._features(features, params, support_x, query_x, rows=1)
+        return self._solve_and_score(f_s, f_q, support_y, *(params[k].reshape(-1, 1, 1) for k in KERNEL_PARAMETERS))

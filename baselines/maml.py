@@ -110,9 +110,9 @@ class GradientInner:
 
     def query_outputs_tasks(
         self, features: FeatureFn, params: Params, support_x: Tensor, support_y: Tensor, query_x: Tensor, training: bool
-    ) -> Tensor:
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """query_outputs for T tasks at once: params and data with a leading task dimension, `features`
-        computing [T, N, F]; returns [T, Nq, outputs]. Every task's support loss depends only on its
+        computing [T, N, F]; returns [T, Nq, outputs] and no diagnostics. Every task's support loss depends only on its
         own copy of the parameters, so one gradient of their sum is every task's own inner gradient."""
         tasks = support_x.shape[0]
 
@@ -122,4 +122,5 @@ class GradientInner:
                 return F.cross_entropy(outputs.flatten(0, 1), support_y.flatten()) * tasks
             return F.mse_loss(outputs, support_y.reshape(outputs.shape)) * tasks
 
-        return self._query_outputs(features, self._descend(support_loss, params, training), support_x, query_x, rows=1)
+        fast = self._descend(support_loss, params, training)
+        return self._query_outputs(features, fast, support_x, query_x, rows=1), {}

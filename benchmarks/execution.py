@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from benchmarks.meta_learner import default_strategy
+from benchmarks.methods import method_spec
 
 # Config strategies that replay a batched strategy's training step from a CUDA graph.
 GRAPHED = {"graph": "vmap", "graph-batched": "batched"}
@@ -35,9 +36,12 @@ def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Exe
     strategy = config["strategy"]
     if strategy == "auto":
         # Measured on the 2-core CPU: a per-task loop is fastest for Conv-4, vmap for the small MLP
-        # (its per-task work is too small to amortise the loop's per-call overhead).
+        # (its per-task work is too small to amortise the loop's per-call overhead). On an H100
+        # (reports/perf/h100): for the gradient inner loop the grouped network in NHWC is fastest
+        # (second-order MAML on Omniglot 12.0 ms vs 18.9 ms for vmap, both in a CUDA graph); for
+        # the kernel inner loop neither wins everywhere, and vmap stays.
         if cuda:
-            strategy = "graph"
+            strategy = "graph-batched" if _inner_kind(config) == "gradient" else "graph"
         elif config["dataset"] == "sinusoid":
             strategy = "vmap"
         else:
@@ -52,9 +56,15 @@ def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Exe
     if conv_impl == "auto":
         # Measured on an H200 (reports/perf/h200): second-order MAML on Omniglot, 32 tasks, CUDA
         # graph, fp32: cuDNN 18.2 ms, shifted views 19.2, im2col 50.4, cuDNN autotuner 18.4; on
-        # the CPU the alternatives are slower still. Re-measure with `perf --strategies graph+...`.
-        conv_impl = "cudnn"
+        # the CPU the alternatives are slower still. The batched strategy's grouped convolutions
+        # are faster in NHWC on CUDA in every setting measured on an H100 (reports/perf/h100), and
+        # slower on the CPU. Re-measure with `perf --strategies graph+...`.
+        conv_impl = "cudnn-nhwc" if cuda and strategy == "batched" else "cudnn"
     return Execution(strategy, graph, conv_impl, config["precision"]), notes
+
+
+def _inner_kind(config: dict[str, Any]) -> str:
+    return config["compose.inner"] or method_spec(config["method"]).inner
 
 
 def apply_precision(precision: str) -> None:

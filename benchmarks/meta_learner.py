@@ -4,8 +4,9 @@ Per task, the objective is the inner loop's query loss plus the regularizer's pe
 meta-batch, the outer loop turns the task gradients into the meta-gradient. Three strategies compute
 the same thing: 'loop' (one task at a time, plain autograd: fastest on CPU), 'vmap' (all tasks in
 one batched computation with torch.func) and 'batched' (all tasks in one network whose layers are
-grouped by task, plain autograd; for inner loops that provide query_outputs_tasks, i.e. the
-gradient inner loop, and the same as 'vmap' for the others). An outer loop that needs per-task
+grouped by task, plain autograd and fused batch norm; for inner loops that provide
+query_outputs_tasks, which both the gradient and the kernel inner loop do, and the same as 'vmap'
+for any other). An outer loop that needs per-task
 gradients (O-AMFS) gets them from vmap(grad(...)); the mean outer loop only needs the gradient of
 the mean loss, which is cheaper.
 """
@@ -166,12 +167,16 @@ class MetaLearner:
 
         return torch.func.grad(mean_objective, has_aux=True)(params)
 
-    def _batched_outputs(self, params: Params, batch: TaskBatch, training: bool) -> tuple[Tensor, Params]:
-        """Query outputs of every task [T, Nq, outputs], from one copy of the parameters per task."""
+    def _batched_outputs(
+        self, params: Params, batch: TaskBatch, training: bool
+    ) -> tuple[Tensor, dict[str, Tensor], Params]:
+        """Query outputs of every task [T, Nq, outputs] and per-task diagnostics, from one copy of the
+        parameters per task (returned too)."""
         expanded = {k: v.unsqueeze(0).expand(batch.n_tasks, *v.shape) for k, v in params.items()}
-        return self.inner.query_outputs_tasks(  # type: ignore[attr-defined]
+        outputs, diag = self.inner.query_outputs_tasks(  # type: ignore[attr-defined]
             self.task_features, expanded, batch.support_x, batch.support_y, batch.query_x, training
-        ), expanded
+        )
+        return outputs, diag, expanded
 
     def _per_task_loss_and_metric(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Query loss and metric of every task [T] each, as _query_loss and _task_metric per task."""
@@ -182,7 +187,7 @@ class MetaLearner:
         return error, error.detach()
 
     def _batched_gradients(self, params: Params, batch: TaskBatch, per_task: bool):
-        outputs, expanded = self._batched_outputs(params, batch, training=True)
+        outputs, diag, expanded = self._batched_outputs(params, batch, training=True)
         losses, metrics = self._per_task_loss_and_metric(outputs, batch.query_y)
         objectives = losses
         if self.regularizer is not None:
@@ -193,8 +198,8 @@ class MetaLearner:
         aux = (
             losses.detach(),
             metrics,
-            torch.zeros(t, dtype=torch.int32, device=losses.device),
-            torch.zeros(t, dtype=torch.bool, device=losses.device),
+            diag.get("jitter_retries", torch.zeros(t, dtype=torch.int32, device=losses.device)),
+            diag.get("solve_failed", torch.zeros(t, dtype=torch.bool, device=losses.device)),
         )
         if per_task:  # each task's objective depends only on its own copy: d(sum)/d(copy t) is task t's gradient
             stacked = _gradients(objectives.sum(), [expanded[k] for k in names])
@@ -227,7 +232,7 @@ class MetaLearner:
         detached = {k: v.detach() for k, v in params.items()}
         with torch.no_grad():
             if self._batched:
-                outputs, _ = self._batched_outputs(detached, batch, training=False)
+                outputs, _, _ = self._batched_outputs(detached, batch, training=False)
                 loss, metric = self._per_task_loss_and_metric(outputs, batch.query_y)
                 return metric, loss
             if self.strategy in ("vmap", "batched"):

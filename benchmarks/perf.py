@@ -99,6 +99,10 @@ def _failure(error: Exception) -> str:
 def _free(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
+        # cuBLAS keeps a workspace per stream it has run on, and every CUDA-graph capture uses a new one
+        clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+        if clear_workspaces is not None:
+            clear_workspaces()
         torch.cuda.empty_cache()
 
 

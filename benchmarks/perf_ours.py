@@ -65,6 +65,16 @@ def parse_strategy(name: str) -> tuple[str, dict[str, str]]:
     return base, dict(STRATEGY_MODIFIERS[m] for m in modifiers)
 
 
+def execution_strategy(execution: Execution) -> str:
+    """The name of the perf row that times an execution: 'graph-batched+nhwc', 'loop', ..."""
+    base = next(n for n, b in GRAPHED.items() if b == execution.strategy) if execution.graph else execution.strategy
+    conv = {value: name for name, (key, value) in STRATEGY_MODIFIERS.items() if key == "backbone.conv"}
+    modifiers = [conv[execution.conv_impl]] if execution.conv_impl in conv else []
+    if execution.precision == "tf32":
+        modifiers.append("tf32")
+    return "+".join([base, *modifiers])
+
+
 def check_strategy(name: str, device: torch.device) -> None:
     """ValueError unless `name` (with its modifiers) can be timed on `device`."""
     base, _ = parse_strategy(name)
@@ -125,7 +135,8 @@ def prepare_run(
     initialised from `batch`, as the runner does from its first meta-batch."""
     base, overrides = parse_strategy(strategy)
     overrides.pop(BENCHMARK_KEY, None)  # applied by measure_ours around the whole row
-    config = {**setting.config(method), **overrides}
+    # a row times what its name says: cuDNN in its default layout unless a modifier names another
+    config = {**setting.config(method), "backbone.conv": "cudnn", **overrides}
     execution, _ = resolve_execution({**config, "strategy": base}, device)
     spec = BackboneSpec(
         "conv4",
@@ -252,10 +263,14 @@ def measure_ours(
     numerics fields are filled in by the caller) and this strategy's initial meta-gradient. The
     strategy's backend flags (precision, cuDNN autotuner) hold for this row only."""
     with strategy_scope(strategy):
-        run = prepare_run(setting, method, strategy, batch, device, seed)
-        try:
-            with PeakMemory(device) as memory:
+        with PeakMemory(device) as memory:  # setup included: a CUDA graph's memory is drawn at capture
+            run = prepare_run(setting, method, strategy, batch, device, seed)
+            try:
                 samples = time_calls(run.step, device, repeats, warmup)
+            except BaseException:
+                release_gradients(run.params)
+                raise
+        try:
             adapt = time_calls(lambda: run.learner.evaluate(run.params, eval_task), device, repeats, warmup)
         finally:
             release_gradients(run.params)

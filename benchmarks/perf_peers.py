@@ -204,8 +204,8 @@ def measure_peer(
 ) -> dict[str, Any]:
     """One learn2learn row: ms per meta-iteration (meta-gradient + Adam step), adaptation ms per
     test episode, peak memory."""
-    step, maml, config = peer_step(l2l, setting, method, batch, device, seed)
-    with PeakMemory(device) as memory:
+    with PeakMemory(device) as memory:  # setup included, as for our rows
+        step, maml, config = peer_step(l2l, setting, method, batch, device, seed)
         samples = time_calls(step, device, repeats, warmup)
     adapt = time_calls(
         lambda: _l2l_test_adaptation(maml, eval_task, config["inner.steps_test"]), device, repeats, warmup

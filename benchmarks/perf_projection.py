@@ -21,8 +21,9 @@ from typing import Any
 import torch
 
 from benchmarks.config import resolve
-from benchmarks.execution import GRAPHED, resolve_execution
+from benchmarks.execution import resolve_execution
 from benchmarks.grids import load_grid
+from benchmarks.perf_ours import execution_strategy
 from benchmarks.perf_settings import IMAGE_SHAPES
 
 # Settings that change the cost of a meta-iteration or an adaptation, beyond dataset/way/shot/meta-batch.
@@ -75,10 +76,7 @@ def _closeness(run: dict[str, Any], measured: dict[str, Any]) -> tuple[int, ...]
 
 
 def _strategy_name(config: dict[str, Any], device: torch.device) -> str:
-    execution, _ = resolve_execution(config, device)
-    if not execution.graph:
-        return execution.strategy
-    return next(name for name, base in GRAPHED.items() if base == execution.strategy)
+    return execution_strategy(resolve_execution(config, device)[0])
 
 
 def project_run(run: Any, data: dict[str, Any]) -> ProjectedRun | None:

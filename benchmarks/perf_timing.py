@@ -2,8 +2,11 @@
 
 Time: on CUDA, CUDA events recorded around each call (the GPU's own clock, read after the end
 event has completed); on the CPU, the wall clock after the call returns (CPU work is synchronous).
-Memory: on CUDA, the allocator's peak (torch.cuda.max_memory_allocated after a reset), which counts
-every tensor alive on the device during the calls; on the CPU, the rise of the process's resident
+Memory: on CUDA, the rise of the allocator's peak (torch.cuda.max_memory_allocated after a reset)
+over what was allocated when the gauge started, so that memory left by earlier rows or shared by
+all of them (the input batch) does not count; the gauge spans a row's setup as well as its calls,
+so a CUDA-graph row counts the memory its capture draws into the graph's private pool (a replay
+allocates nothing new). On the CPU, the rise of the process's resident
 set high-water mark (Linux VmHWM, reset through /proc/self/clear_refs) over the resident size just
 before the calls, after freed heap memory was handed back to the system (malloc_trim). The CPU
 figure misses memory the allocator reuses from pages it still holds, so it is a lower bound; where
@@ -23,7 +26,10 @@ from pathlib import Path
 
 import torch
 
-CUDA_MEMORY_MEASURE = "peak allocated by PyTorch on the GPU (torch.cuda.max_memory_allocated), MiB"
+CUDA_MEMORY_MEASURE = (
+    "rise of the peak allocated by PyTorch on the GPU (torch.cuda.max_memory_allocated) over the allocation "
+    "before the row, across its setup (parameters, optimiser, CUDA-graph capture) and timed calls, MiB"
+)
 CPU_MEMORY_MEASURE = "rise of the process's peak resident set (Linux VmHWM) over its size before the calls, MiB"
 
 
@@ -85,6 +91,7 @@ class PeakMemory:
         self.device = device
         self.mib: float | None = None
         self._baseline_kib: int | None = None
+        self._baseline_bytes = 0
 
     @property
     def measure(self) -> str:
@@ -96,6 +103,7 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
+            self._baseline_bytes = torch.cuda.memory_allocated(self.device)
             return self
         _release_freed_heap()
         try:
@@ -108,7 +116,7 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self.mib = torch.cuda.max_memory_allocated(self.device) / 2**20
+            self.mib = (torch.cuda.max_memory_allocated(self.device) - self._baseline_bytes) / 2**20
             return
         peak = _proc_status_kib("VmHWM")
         if self._baseline_kib is not None and peak is not None:

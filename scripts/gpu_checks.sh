@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # The GPU checks in one go, each stage under its own time limit so that one slow stage cannot take
-# the others' time, and everything finished so far kept:
-#   1. perf against learn2learn: every method, strategies vmap, graph, graph-batched and
-#      graph-batched+nhwc (the loop strategy is the untimed numerics reference; it is timed on the CPU);
-#   2. the omniglot-short grid (five methods, 2,000 iterations on real Omniglot), one method at a
-#      time, and its report;
-#   3. the per-task convolution formulations at the perf shapes (scripts/grouped_conv_bench.py);
-#   4. profiles of the vmap and batched+nhwc MAML steps (which kernels take the time).
+# the others' time, and everything finished so far kept. Stages (STAGES, default "perf train"):
+#   perf    perf against learn2learn: every method, the strategies in PERF_STRATEGIES (default
+#           graph, graph-batched+nhwc and graph-batched+nhwc+tf32; the loop strategy is the untimed
+#           numerics reference, and is timed on the CPU);
+#   train   the grids in TRAIN_GRIDS (default "omniglot-tf32"), each followed by its report;
+#   sweep   the per-task convolution formulations at the perf shapes (scripts/grouped_conv_bench.py);
+#   profile profiles of the vmap and batched+nhwc steps of MAML and I-AMFS (which kernels take the time).
 # Under OUT (default ./gpu-out): perf/ (README.md, perf.json, plot), perf.log, run.log and
 # gpu-results.tgz (results, reports, grouped-conv.txt, profile-*.txt; refreshed after every stage).
 # Data: $AMFS_DATA_ROOT, or only the caches in $AMFS_CACHE_DIR (see `python -m benchmarks data prepare`).
-# Stage limits in seconds: PERF_S, TRAIN_S, SWEEP_S, PROFILE_S.
+# Stage limits in seconds: PERF_S, TRAIN_S (for all grids together), SWEEP_S, PROFILE_S.
 set -uo pipefail
 OUT=$(realpath -m "${1:-gpu-out}")
 WORK=${GPU_WORK:-$(mktemp -d)}
+STAGES=" ${STAGES:-perf train} "
 mkdir -p "$OUT" "$WORK"
 export PYTHONUNBUFFERED=1
 START=$SECONDS
@@ -26,33 +27,46 @@ pack() {
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())'
 
-timeout "${PERF_S:-240}" python3 -m benchmarks perf --device cuda \
-    --strategies vmap,graph,graph-batched,graph-batched+nhwc \
-    --reports "$OUT" 2>&1 | tee "$OUT/perf.log"
-echo "[$((SECONDS - START)) s] perf done"
+if [[ $STAGES == *" perf "* ]]; then
+    timeout "${PERF_S:-300}" python3 -m benchmarks perf --device cuda \
+        --strategies "${PERF_STRATEGIES:-graph,graph-batched+nhwc,graph-batched+nhwc+tf32}" \
+        --reports "$OUT" 2>&1 | tee "$OUT/perf.log"
+    echo "[$((SECONDS - START)) s] perf done"
+fi
 
-TRAIN_END=$((SECONDS + ${TRAIN_S:-270}))
-for method in maml i-amfs amfs fomaml o-amfs; do
-    left=$((TRAIN_END - SECONDS))
-    if ((left < 20)); then
-        echo "no time left for $method" | tee -a "$OUT/run.log"
-        continue
-    fi
-    timeout "$left" python3 -m benchmarks run --grid omniglot-short --device cuda --only "*/$method/*" \
-        --results "$WORK/results" --no-progress 2>&1 | tee -a "$OUT/run.log"
-    echo "[$((SECONDS - START)) s] $method done" | tee -a "$OUT/run.log"
+if [[ $STAGES == *" train "* ]]; then
+    TRAIN_END=$((SECONDS + ${TRAIN_S:-270}))
+    for grid in ${TRAIN_GRIDS:-omniglot-tf32}; do
+        left=$((TRAIN_END - SECONDS))
+        if ((left < 20)); then
+            echo "no time left for grid $grid" | tee -a "$OUT/run.log"
+            continue
+        fi
+        # a run cut off by the limit keeps its checkpoints; the same command resumes it
+        timeout "$left" python3 -m benchmarks run --grid "$grid" --device cuda --results "$WORK/results" \
+            --no-progress 2>&1 | tee -a "$OUT/run.log"
+        python3 -m benchmarks report --grid "$grid" --results "$WORK/results" --reports "$WORK/reports" 2>&1 |
+            tee -a "$OUT/run.log"
+        echo "[$((SECONDS - START)) s] grid $grid done" | tee -a "$OUT/run.log"
+        pack
+    done
+fi
+
+if [[ $STAGES == *" sweep "* ]]; then
+    timeout "${SWEEP_S:-40}" python3 scripts/grouped_conv_bench.py --out "$WORK/grouped-conv.txt" ||
+        echo "grouped-conv bench did not finish"
     pack
-done
-python3 -m benchmarks report --grid omniglot-short --results "$WORK/results" --reports "$WORK/reports" 2>&1 |
-    tee -a "$OUT/run.log"
-pack
+fi
 
-timeout "${SWEEP_S:-40}" python3 scripts/grouped_conv_bench.py --out "$WORK/grouped-conv.txt" ||
-    echo "grouped-conv bench did not finish"
-for strategy in vmap batched+nhwc; do
-    timeout "${PROFILE_S:-25}" python3 scripts/profile_step.py --device cuda --setting omniglot-5w1s --method maml \
-        --strategy "$strategy" --out "$WORK/profile-${strategy/+/-}.txt" >/dev/null 2>&1 ||
-        echo "profile $strategy did not finish"
-done
-pack
-echo "[$((SECONDS - START)) s] all stages done"
+if [[ $STAGES == *" profile "* ]]; then
+    for target in maml:omniglot-5w1s i-amfs:mini-imagenet-5w1s; do
+        for strategy in vmap batched+nhwc; do
+            method=${target%%:*} setting=${target#*:}
+            timeout "${PROFILE_S:-25}" python3 scripts/profile_step.py --device cuda --setting "$setting" \
+                --method "$method" --strategy "$strategy" --out "$WORK/profile-$method-${strategy/+/-}.txt" \
+                >/dev/null 2>&1 || echo "profile $method $strategy did not finish"
+        done
+    done
+    pack
+fi
+echo "[$((SECONDS - START)) s] stages done:$STAGES"

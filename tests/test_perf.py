@@ -319,3 +319,41 @@ def test_the_paired_comparison_skips_flagged_and_tf32_rows(monkeypatch):
     rows = [row("vmap+tf32", 1.0, True), row("vmap+unfold", 2.0, False), row("loop", 4.0, None), row("vmap", 3.0, True)]
     perf._paired(None, tiny_setting(), "maml", rows, None, CPU, 1, 0, 0, lambda _: None)
     assert chosen == ["vmap"]
+
+
+def test_auto_execution_follows_the_measured_defaults_and_names_its_perf_row():
+    """auto on CUDA: the grouped NHWC network for gradient inner loops, vmap for the kernel one, both
+    in a CUDA graph; on the CPU a loop in cuDNN's (mkldnn's) default layout. The projection looks up
+    the perf row of exactly that execution."""
+    from benchmarks.config import resolve
+    from benchmarks.execution import resolve_execution
+
+    cuda = torch.device("cuda")
+    expected = {
+        ("maml", cuda): "graph-batched+nhwc",
+        ("o-amfs", cuda): "graph-batched+nhwc",
+        ("i-amfs", cuda): "graph",
+        ("amfs", cuda): "graph",
+        ("maml", CPU): "loop",
+        ("amfs", CPU): "loop",
+    }
+    for (method, device), name in expected.items():
+        execution, notes = resolve_execution(resolve({"method": method, "dataset": "omniglot"}), device)
+        assert perf_ours.execution_strategy(execution) == name and not notes
+    explicit = resolve({"method": "amfs", "dataset": "omniglot", "strategy": "graph-batched", "precision": "tf32"})
+    assert perf_ours.execution_strategy(resolve_execution(explicit, cuda)[0]) == "graph-batched+nhwc+tf32"
+    unfold = resolve({"method": "maml", "dataset": "omniglot", "strategy": "vmap", "backbone.conv": "unfold"})
+    assert perf_ours.execution_strategy(resolve_execution(unfold, CPU)[0]) == "vmap+unfold"
+
+
+def test_the_fastest_table_names_the_fastest_row_that_passed_its_check(measured: dict):
+    """A flagged row that is fastest is shown as fastest with its verdict, never as the usable one."""
+    data = copy.deepcopy(measured)
+    rows = [r for r in data["rows"] if r["implementation"] == "amfs-bench" and r["method"] == "maml"]
+    cheat = next(r for r in rows if r["strategy"] == "vmap")
+    cheat["ms"]["median"] = min(r["ms"]["median"] for r in rows) / 10
+    cheat["grad_rel_err_vs_loop"], cheat["numerics_ok"] = 1e-2, False
+    section = perf.render_readme(data).split("## Fastest strategy per method")[1].split("\n## ")[0]
+    line = next(x for x in section.splitlines() if "| maml | vmap |" in x)
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert cells[5] == "FLAGGED" and cells[6] not in ("vmap", "none")

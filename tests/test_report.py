@@ -120,3 +120,57 @@ def test_environment_names_the_code_of_each_run(tmp_path):
     environment = (tmp_path / "reports" / "quick" / "README.md").read_text().split("## Environment")[1]
     assert "| code sha256 |" in environment
     assert "| " + "ab" * 6 + " | 1 |" in environment and "| not recorded | 1 |" in environment
+
+
+def test_a_variant_is_compared_with_its_own_default_and_timed_as_itself(tmp_path):
+    """A precision variant (as in grid omniglot-tf32): its row carries the paired difference against
+    the same method's default variant, equal to the per-episode mean difference, and its own timing."""
+    fast = {"meta_iteration_ms_median": 7.0, "adaptation_ms_per_episode": 1.0, "peak_memory_mb": 100.0}
+    slow = {"meta_iteration_ms_median": 18.0, "adaptation_ms_per_episode": 1.0, "peak_memory_mb": 100.0}
+    records = [
+        make_record("amfs", "omniglot", "5w1s", 0, effect=0.05, timing=slow, values=[0.6, 0.8, 1.0, 0.8]),
+        make_record("amfs", "omniglot", "5w1s", 0, variant="tf32", timing=fast, values=[0.4, 0.8, 1.0, 0.8]),
+    ]
+    results = tmp_path / "results"
+    write_records(results, "quick", records)
+    assert commands.report("quick", results, tmp_path / "reports") == 0
+    text = (tmp_path / "reports" / "quick" / "README.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| method | variant |"))
+    assert "Δ vs its default variant (pp, paired 95% CI)" in header
+    column = header.split("|").index(" Δ vs its default variant (pp, paired 95% CI) ")
+    tf32_row = next(line for line in text.splitlines() if line.startswith("| AMFS | tf32 |"))
+    default_row = next(line for line in text.splitlines() if line.startswith("| AMFS | default |"))
+    assert tf32_row.split("|")[column].strip().startswith("-5.00 ")  # mean of (-20, 0, 0, 0) pp
+    assert default_row.split("|")[column].strip() == "–"
+    assert "| AMFS | tf32 | NVIDIA H100 80GB HBM3 (cuda) | 7.00 |" in text
+    assert "| AMFS | default | NVIDIA H100 80GB HBM3 (cuda) | 18.00 |" in text
+
+
+def test_the_tf32_accuracy_check_judges_each_method_against_its_float32_default(tmp_path):
+    """Within the tolerance (no change), outside it (every episode 10 pp lower) and undecided (a CI
+    that straddles the bound); a variant that is not TF32 (here a meta-batch variant) is not listed."""
+    base = [0.6, 0.8, 1.0, 0.8]
+    changed = {"maml": base, "i-amfs": [v - 0.1 for v in base], "amfs": [0.4, 0.8, 1.0, 0.8]}
+    records = []
+    for method, values in changed.items():
+        records.append(make_record(method, "omniglot", "5w1s", 0, values=base))
+        tf32 = make_record(method, "omniglot", "5w1s", 0, variant="tf32", values=values)
+        tf32["config"]["precision"] = "tf32"
+        records.append(tf32)
+    records.append(make_record("maml", "omniglot", "5w1s", 0, variant="meta-batch-2", values=base))
+    results = tmp_path / "results"
+    write_records(results, "quick", records)
+    assert commands.report("quick", results, tmp_path / "reports") == 0
+    text = (tmp_path / "reports" / "quick" / "README.md").read_text()
+    section = text.split("### TF32 accuracy check")[1].split("###")[0]
+    assert "| Omniglot 5w1s | MAML | tf32 | +0.00 [+0.00, +0.00] | 1 | within |" in section
+    assert "| Omniglot 5w1s | I-AMFS | tf32 | -10.00 [-10.00, -10.00] | 1 | outside |" in section
+    assert "| Omniglot 5w1s | AMFS | tf32 | -5.00 " in section and "undecided" in section
+    assert "meta-batch-2" not in section
+
+
+def test_a_grid_without_tf32_runs_has_no_tf32_check(tmp_path):
+    results = tmp_path / "results"
+    write_records(results, "quick", SMALL)
+    commands.report("quick", results, tmp_path / "reports")
+    assert "TF32 accuracy check" not in (tmp_path / "reports" / "quick" / "README.md").read_text()

@@ -11,7 +11,13 @@ from benchmarks.report.figures import RenderedFigure
 from benchmarks.report.formatting import table
 from benchmarks.report.labels import PARTIAL_MARK, REDUCED_MARK, cell_label, dataset_name, dataset_order
 from benchmarks.report.runs import RunSet
-from benchmarks.report.tables import other_references, result_table, timing_table
+from benchmarks.report.tables import (
+    TF32_TOLERANCE_PP,
+    other_references,
+    precision_table,
+    result_table,
+    timing_table,
+)
 
 METHOD_TEXT = (
     "Differences are paired: two runs with the same dataset, setting and seed were evaluated on the same "
@@ -97,6 +103,16 @@ def _results_section(runs: RunSet) -> str:
         "same episodes with a bootstrap CI over seeds and episodes; 'selected iteration' is the "
         "validation-selected checkpoint (range over seeds)."
     )
+    precision = precision_table(runs)
+    if precision:
+        parts += [
+            "### TF32 accuracy check",
+            precision,
+            f"TF32 (TensorFloat-32 matrix units, 10-bit mantissa inputs) is admissible for a method and setting "
+            f"when the paired 95% CI of its accuracy change against the same method in full float32 lies within "
+            f"±{TF32_TOLERANCE_PP} pp; 'outside' when the whole CI is beyond the bound. The meta-gradient check of "
+            "`python -m benchmarks perf` (tolerance 1e-2) is stricter and does not decide this.",
+        ]
     timing = timing_table(runs)
     if timing:
         parts += ["### Time and memory (median over seeds)", timing]
