@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "val_episodes": 100,
     "test_episodes": 1000,
     "checkpoint_every": 100,
-    "strategy": "auto",  # auto | loop | vmap | batched | graph (vmap in a CUDA graph) | graph-batched
+    "strategy": "auto",  # auto | loop | vmap | batched | graph (vmap in a CUDA graph) | graph-batched | graph-loop
     "precision": "fp32",  # fp32 | tf32 (TensorFloat-32 matrix units for convolutions and matmuls on CUDA)
     # backbone (kind, channels and image size follow the dataset)
     "backbone.filters": 64,
@@ -180,7 +180,7 @@ def validate(config: dict[str, Any], where: str) -> None:
     if config["meta_lr"] <= 0:
         raise ConfigError(f"{where}: meta_lr must be > 0")
     choices = {
-        "strategy": ("auto", "loop", "vmap", "batched", "graph", "graph-batched"),
+        "strategy": ("auto", "loop", "vmap", "batched", "graph", "graph-batched", "graph-loop"),
         "precision": ("fp32", "tf32"),
         "backbone.conv": ("auto", "cudnn", "unfold", "shifted", "cudnn-nhwc"),
         "bn_mode": ("transductive", "inductive"),

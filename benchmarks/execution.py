@@ -14,8 +14,9 @@ import torch
 from benchmarks.meta_learner import default_strategy
 from benchmarks.methods import method_spec
 
-# Config strategies that replay a batched strategy's training step from a CUDA graph.
-GRAPHED = {"graph": "vmap", "graph-batched": "batched"}
+# Config strategies that replay a strategy's training step from a CUDA graph. 'graph-loop' keeps the
+# loop's memory (one task's activations at a time) without its per-kernel launch cost.
+GRAPHED = {"graph": "vmap", "graph-batched": "batched", "graph-loop": "loop"}
 
 
 @dataclass(frozen=True)

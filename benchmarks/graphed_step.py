@@ -29,8 +29,6 @@ class GraphedTrainStep:
         optimizer: torch.optim.Optimizer,
         example: TaskBatch,
     ):
-        if learner.strategy == "loop":
-            raise ValueError("CUDA-graph capture needs a batched strategy (vmap or batched), not a per-task loop")
         for group in optimizer.param_groups:
             if not group.get("capturable", False):
                 raise ValueError("CUDA-graph capture needs an optimiser built with capturable=True")

@@ -344,6 +344,10 @@ def test_auto_execution_follows_the_measured_defaults_and_names_its_perf_row():
     assert perf_ours.execution_strategy(resolve_execution(explicit, cuda)[0]) == "graph-batched+nhwc+tf32"
     unfold = resolve({"method": "maml", "dataset": "omniglot", "strategy": "vmap", "backbone.conv": "unfold"})
     assert perf_ours.execution_strategy(resolve_execution(unfold, CPU)[0]) == "vmap+unfold"
+    looped = resolve({"method": "maml", "dataset": "omniglot", "strategy": "graph-loop"})
+    assert perf_ours.execution_strategy(resolve_execution(looped, cuda)[0]) == "graph-loop"
+    on_cpu, notes = resolve_execution(looped, CPU)
+    assert perf_ours.execution_strategy(on_cpu) == "loop" and "CUDA graph needs CUDA" in notes[0]
 
 
 def test_the_fastest_table_names_the_fastest_row_that_passed_its_check(measured: dict):
