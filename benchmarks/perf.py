@@ -26,6 +26,7 @@ from benchmarks.execution import apply_precision
 from benchmarks.methods import METHODS, method_spec
 from benchmarks.perf_ours import (
     FLOOR_FACTOR,
+    FLOOR_ORDERS,
     STRATEGY_RTOL,
     TF32_RTOL,
     add_numerics,
@@ -34,6 +35,7 @@ from benchmarks.perf_ours import (
     loop_gradient,
     measure_ours,
     parse_strategy,
+    reordered_floor,
     timed_strategies,
     timing_row,
 )
@@ -160,6 +162,7 @@ def measure(
             "tf32_rtol": TF32_RTOL,
             "peer_rtol": PEER_RTOL,
             "floor_factor": FLOOR_FACTOR,
+            "floor_orders": FLOOR_ORDERS,
             "memory_measure": CUDA_MEMORY_MEASURE if device.type == "cuda" else CPU_MEMORY_MEASURE,
         },
         "settings": [],
@@ -180,6 +183,11 @@ def measure(
             except Exception as e:  # without it the tolerance is the plain one; say why
                 exact = None
                 progress(f"   float64 reference of {method}: {_failure(e)}")
+            try:
+                other_floor = reordered_floor(setting, method, batch, device, seed, exact)
+            except Exception as e:  # the floor then comes from the batch as drawn alone
+                other_floor = None
+                progress(f"   float32 floor of {method} on reordered examples: {_failure(e)}")
             loop = None
             if "loop" not in strategies:
                 try:
@@ -195,7 +203,7 @@ def measure(
                     row, gradient = timing_row(setting, "amfs-bench", method, strategy, status=_failure(e)), None
                 if strategy == "loop":
                     loop = gradient
-                add_numerics(row, gradient, loop, exact)
+                add_numerics(row, gradient, loop, exact, other_floor)
                 rows.append(row)
                 progress(_progress_line(env["device_name"], row))
                 _free(device)

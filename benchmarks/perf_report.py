@@ -299,7 +299,14 @@ def _tolerance_text(options: dict[str, Any]) -> str:
         )
     return text + (
         f"A row is FLAGGED above its tolerance, max({options['strategy_rtol']:.0e}, {options['floor_factor']:g} x the "
-        "float32 loop gradient's own error against float64): on some meta-batches float32 rounding alone moves the "
+        "float32 loop gradient's own error against float64"
+        + (
+            f", the largest over the meta-batch as drawn and {options['floor_orders'] - 1} re-orderings of each "
+            "task's examples (the same function, summed in other orders)"
+            if options.get("floor_orders", 1) > 1
+            else ""
+        )
+        + "): on some meta-batches float32 rounding alone moves the "
         "meta-gradient by more than 1e-4 (a few ill-conditioned tasks), and correct implementations then differ by "
         f"that much too. Where that float32 floor exceeds {FLOOR_LIMIT:.0e}, agreement proves little and the check "
         "says inconclusive."

@@ -361,3 +361,40 @@ def test_the_fastest_table_names_the_fastest_row_that_passed_its_check(measured:
     line = next(x for x in section.splitlines() if "| maml | vmap |" in x)
     cells = [c.strip() for c in line.split("|")[1:-1]]
     assert cells[5] == "FLAGGED" and cells[6] not in ("vmap", "none")
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_reordered_examples_leave_the_meta_gradient_unchanged_in_float64(method: str):
+    """The float32 floor's re-orderings must be the same function: in float64 the meta-gradient of
+    the reordered batch equals the original's (and the reordering does move examples)."""
+    setting = tiny_setting(steps=2)
+    batch = synthetic_batch(setting, 2, 3, seed=0, device=CPU)
+    reordered = perf_ours.reorder_examples(batch, seed=1)
+    assert not torch.equal(reordered.query_y, batch.query_y)
+    run = perf_ours.prepare_run(setting, method, "loop", batch, CPU, 0, with_gradient=False)
+    params = {k: v.detach().double().requires_grad_(True) for k, v in run.params.items()}
+
+    def gradient64(b):
+        b64 = type(b)(b.support_x.double(), b.support_y, b.query_x.double(), b.query_y)
+        return perf_ours.flat_gradient(run.learner.meta_gradients(params, b64).gradients)
+
+    a, b = gradient64(batch), gradient64(reordered)
+    torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12 * float(a.abs().max()))
+
+
+def test_the_float32_floor_takes_the_largest_error_over_the_orders():
+    exact = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    reference = torch.tensor([1.0, 1e-4], dtype=torch.float64)  # the batch as drawn: 1e-4 from float64
+    row = torch.tensor([1.0, 2e-2], dtype=torch.float64)
+    assert gradient_agreement(row, reference, exact, 1e-4)["ok"] is False  # tolerance 1e-3
+    agreement = gradient_agreement(row, reference, exact, 1e-4, other_floor=3e-3)  # another order: 3e-3
+    assert agreement["float32_floor"] == 3e-3 and agreement["tolerance"] == pytest.approx(3e-2)
+    assert agreement["ok"] is True
+    assert gradient_agreement(row, reference, exact, 1e-4, other_floor=1e-5)["float32_floor"] == pytest.approx(1e-4)
+
+
+def test_measured_rows_record_the_floor_over_the_orders(measured: dict):
+    assert measured["options"]["floor_orders"] == perf_ours.FLOOR_ORDERS > 1
+    for row in measured["rows"]:
+        if row["implementation"] == "amfs-bench" and row["strategy"] == "loop":
+            assert row["float32_floor"] >= row["grad_rel_err_vs_float64"]
