@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from benchmarks.heap import heap_policy
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -92,6 +94,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
         "threads": torch.get_num_threads(),
+        "heap": heap_policy(),
         "git_revision": rev,
         "git_dirty": dirty,
         "source_sha256": source_fingerprint(),

@@ -23,6 +23,7 @@ import torch
 
 from benchmarks.environment import environment, resolve_device
 from benchmarks.execution import apply_precision
+from benchmarks.heap import retain_freed_memory
 from benchmarks.methods import METHODS, method_spec
 from benchmarks.perf_ours import (
     FLOOR_FACTOR,
@@ -333,6 +334,7 @@ def perf_command(args: argparse.Namespace) -> int:
             if threads < 1:
                 raise ValueError(f"--threads must be >= 1, got {threads}")
             torch.set_num_threads(threads)
+        retain_freed_memory()  # every row, learn2learn's too, under the same heap policy (benchmarks/heap.py)
     except (ValueError, KeyError, RuntimeError) as e:  # bad arguments or no such device: say which
         print(f"perf: {e}", file=sys.stderr)
         return 2

@@ -337,7 +337,9 @@ def render_readme(data: dict[str, Any]) -> str:
         "# Performance: amfs-bench methods against learn2learn",
         "",
         f"Measured by `python -m benchmarks perf` on **{device}** ({env['device']}, "
-        f"PyTorch CPU threads: {env['threads']}), "
+        f"PyTorch CPU threads: {env['threads']}"
+        + (f"; heap: {env['heap']}" if "heap" in env else "")  # recorded since the policy was set (benchmarks/heap.py)
+        + "), "
         f"{data['created']}; torch {env['torch']}, Python {env['python']}, learn2learn {env['learn2learn']}; "
         f"git {env['git_revision'][:12]}{' (uncommitted changes)' if env['git_dirty'] else ''}"
         + (f"; TF32 state while measuring: {_tf32_text(env['tf32'])}." if gpu else "."),

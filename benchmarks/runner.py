@@ -24,6 +24,7 @@ from benchmarks.assumptions import assumptions_in_force
 from benchmarks.config import ConfigError, parse_assignments
 from benchmarks.environment import environment, resolve_device
 from benchmarks.grids import Grid, RunSpec, load_grid
+from benchmarks.heap import retain_freed_memory
 from benchmarks.store import NOT_RUN_PREFIX, SCHEMA_VERSION, ResultsStore, StoreError, atomic_write_json
 
 
@@ -76,6 +77,7 @@ def run_one(
         # One thread by default on the CPU: the per-task tensors are small, and two OpenMP threads
         # on a two-core machine with anything else running were measured 25x slower than one.
         torch.set_num_threads(threads or 1)
+    retain_freed_memory()  # time only (benchmarks/heap.py); recorded in the environment
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False

@@ -70,6 +70,7 @@ def test_measure_times_every_method_and_strategy_and_writes_the_report(measured:
     for method in METHODS:
         assert f"| {method} | loop |" in readme and f"| {method} | vmap |" in readme
     assert measured["environment"]["device_name"] in readme
+    assert f"heap: {measured['environment']['heap']}" in readme  # the heap policy the rows ran under
     assert (tmp_path / "perf" / "ms_per_iteration.png").stat().st_size > 0
     assert "CPU projections" in readme and "### Grid `paper`" in readme and "### Grid `ablations`" in readme
 
