@@ -15,8 +15,6 @@ figure misses memory the allocator reuses from pages it still holds, so it is a 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import gc
 import re
 import statistics
@@ -25,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from benchmarks.heap import release_freed_memory
 
 CUDA_MEMORY_MEASURE = (
     "rise of the peak allocated by PyTorch on the GPU (torch.cuda.max_memory_allocated) over the allocation "
@@ -78,11 +78,6 @@ def _proc_status_kib(field: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _release_freed_heap() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 class PeakMemory:
     """Context manager; `.mib` is the peak memory of the enclosed calls (see the module docstring)
     or None where the device offers no honest measure."""
@@ -105,7 +100,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._baseline_bytes = torch.cuda.memory_allocated(self.device)
             return self
-        _release_freed_heap()
+        release_freed_memory()
         try:
             Path("/proc/self/clear_refs").write_text("5")  # 5: reset the peak resident set to the current
         except OSError:
