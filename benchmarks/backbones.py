@@ -37,6 +37,15 @@ def batch_norm(
     return (h - mean) * (torch.rsqrt(var + eps) * weight.view(shape)) + bias.view(shape)
 
 
+def centre_channels(h: Tensor) -> Tensor:
+    """h minus a per-channel constant (the first row's spatial mean, not differentiated): batch norm's
+    output is exactly the same function of h, but the CPU's NHWC batch-norm kernels are far less
+    precise on inputs whose channel means are large against their spread (forward error 3e-4 against
+    7e-6 in NCHW at mean/std 300, 75x256x14x14); centred, the NHWC forward error is within 10x of
+    NCHW's. Costs one pass over h."""
+    return h - h[:1].mean(dim=(2, 3), keepdim=True).detach()
+
+
 def conv3x3_unfold(x: Tensor, weight: Tensor, stride: int) -> Tensor:
     """3x3 convolution (padding 1) as im2col + matrix product: the same function as F.conv2d.
 
@@ -68,8 +77,14 @@ def conv3x3_shifted(x: Tensor, weight: Tensor, stride: int) -> Tensor:
     return out.reshape(b, weight.shape[0], ho, wo)
 
 
-# cudnn-nhwc: cuDNN, NHWC memory in the 'batched' strategy's grouped layers (plain cuDNN elsewhere)
-CONV_IMPLS = ("cudnn", "unfold", "shifted", "cudnn-nhwc")
+# cudnn-nhwc: cuDNN, NHWC memory in the 'batched' strategy's grouped layers 2-4 (plain cuDNN elsewhere)
+# nhwc-centred: every grouped layer of a large pass in NHWC, batch norm's input centred (centre_channels)
+CONV_IMPLS = ("cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred")
+# nhwc-centred: passes with at least this many rows per task run in NHWC (the query pass); smaller
+# ones (a 1- or 5-shot support set) stay NCHW. Measured on a 2-core CPU, second-order MAML, Omniglot
+# 5w1s, 4 tasks: the 5-row support pass in NHWC made the whole step 12% slower (its double-backward
+# reductions are slow in NHWC), while the 75-row query pass in NHWC made it 15% faster.
+NHWC_MIN_ROWS = 16
 CONV_FUNCTIONS = {"unfold": conv3x3_unfold, "shifted": conv3x3_shifted}
 
 
@@ -128,17 +143,27 @@ class Conv4(nn.Module):
         The tasks are laid side by side along the channels ([N, T*C, H, W]), so a convolution with
         groups=T applies each task's kernel to its own channels only, and batch norm's per-channel
         statistics are per task and channel, as forward() computes them per task. No vmap is
-        involved, so the fused batch norm is exact here. The convolutions are always cuDNN's grouped
-        ones; conv_impl 'cudnn-nhwc' runs layers 2-4 in NHWC memory, where cuDNN's grouped kernels
-        measured faster on an H200 (reports/perf/h200/grouped-conv.txt)."""
+        involved, so the fused batch norm is exact here. The convolutions are always the library's
+        grouped ones (cuDNN, oneDNN on the CPU); conv_impl 'cudnn-nhwc' runs layers 2-4 in NHWC
+        memory, where cuDNN's grouped kernels measured faster on an H200
+        (reports/perf/h200/grouped-conv.txt); 'nhwc-centred' runs every layer of a pass with at
+        least NHWC_MIN_ROWS rows per task in NHWC, where oneDNN's grouped convolution backward
+        needs no layout conversion and the CPU's batch norm is faster, with the input of each batch
+        norm centred first (centre_channels) for its precision."""
         t, n = x.shape[:2]
         h = x.transpose(0, 1).reshape(n, t * x.shape[2], *x.shape[3:])
         stride = 2 if self.pooling == "strided" else 1
+        all_nhwc = self.conv_impl == "nhwc-centred" and n >= NHWC_MIN_ROWS
         for i in range(4):
             weight = params[f"convs.{i}"]
-            if self.conv_impl == "cudnn-nhwc" and i > 0:
+            weight = weight.reshape(-1, *weight.shape[2:])
+            if all_nhwc or (self.conv_impl == "cudnn-nhwc" and i > 0):
                 h = h.contiguous(memory_format=torch.channels_last)
-            h = F.conv2d(h, weight.reshape(-1, *weight.shape[2:]), stride=stride, padding=1, groups=t)
+            if all_nhwc:  # in the input's layout, or the convolution converts it on every call
+                weight = weight.contiguous(memory_format=torch.channels_last)
+            h = F.conv2d(h, weight, stride=stride, padding=1, groups=t)
+            if all_nhwc:
+                h = centre_channels(h)
             scale, shift = params[f"norms.{2 * i}"].reshape(-1), params[f"norms.{2 * i + 1}"].reshape(-1)
             h = F.relu(batch_norm(h, scale, shift, stats_rows, fused=True))
             if self.pooling == "max":

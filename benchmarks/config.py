@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     # backbone (kind, channels and image size follow the dataset)
     "backbone.filters": 64,
     "backbone.pooling": "strided",
-    "backbone.conv": "auto",  # auto | cudnn | unfold | shifted | cudnn-nhwc (see backbones.CONV_IMPLS)
+    "backbone.conv": "auto",  # auto | cudnn | unfold | shifted | cudnn-nhwc | nhwc-centred (backbones.CONV_IMPLS)
     # composition: "" means the method's own
     "compose.inner": "",
     "compose.outer": "",
@@ -182,7 +182,7 @@ def validate(config: dict[str, Any], where: str) -> None:
     choices = {
         "strategy": ("auto", "loop", "vmap", "batched", "graph", "graph-batched", "graph-loop"),
         "precision": ("fp32", "tf32"),
-        "backbone.conv": ("auto", "cudnn", "unfold", "shifted", "cudnn-nhwc"),
+        "backbone.conv": ("auto", "cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred"),
         "bn_mode": ("transductive", "inductive"),
         "backbone.pooling": ("strided", "max"),
         "compose.inner": ("", "gradient", "kernel"),

@@ -23,7 +23,7 @@ GRAPHED = {"graph": "vmap", "graph-batched": "batched", "graph-loop": "loop"}
 class Execution:
     strategy: str  # loop | vmap | batched
     graph: bool  # the whole training step replayed from a CUDA graph
-    conv_impl: str  # cudnn | unfold | shifted | cudnn-nhwc
+    conv_impl: str  # cudnn | unfold | shifted | cudnn-nhwc | nhwc-centred
     precision: str  # fp32 | tf32
 
     def as_dict(self) -> dict[str, Any]:

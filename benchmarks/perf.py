@@ -32,12 +32,12 @@ from benchmarks.perf_ours import (
     TF32_RTOL,
     add_numerics,
     check_strategy,
+    default_strategies,
     float64_gradient,
     loop_gradient,
     measure_ours,
     parse_strategy,
     reordered_floor,
-    timed_strategies,
     timing_row,
 )
 from benchmarks.perf_peers import (
@@ -131,7 +131,7 @@ def measure(
     methods = list(methods or METHODS)
     for m in methods:
         method_spec(m)
-    strategies = list(strategies or timed_strategies(device))
+    strategies = list(strategies or default_strategies(device))
     for strategy in strategies:
         check_strategy(strategy, device)
     if "loop" in strategies:  # the reference for the numerics check is computed first

@@ -12,12 +12,14 @@ from helpers_synthetic import single_thread
 
 from benchmarks.backbones import (
     MLP,
+    NHWC_MIN_ROWS,
     BackboneSpec,
     Conv4,
     backbone_forward,
     backbone_forward_tasks,
     batch_norm,
     build_backbone,
+    centre_channels,
 )
 from benchmarks.config import resolve
 from benchmarks.meta_learner import MetaLearner
@@ -89,7 +91,7 @@ def test_conv4_feature_sizes(channels: int, filters: int, pooling: str, size: in
     assert backbone_forward(module, params, x).shape == (3, feature_dim)
 
 
-@pytest.mark.parametrize("conv_impl", ["cudnn", "unfold", "shifted", "cudnn-nhwc"])
+@pytest.mark.parametrize("conv_impl", ["cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred"])
 def test_conv4_matches_a_plain_implementation(conv_impl: str):
     """Conv-4 (both pooling variants, both convolution implementations) against F.conv2d /
     F.batch_norm / F.relu / F.max_pool2d written here: catches a wrong stride, padding, block order,
@@ -157,10 +159,11 @@ def test_batch_norm_transductive_and_inductive():
     assert not torch.allclose(batch_norm(changed, weight, bias, None)[4:6], expected[4:6])
 
 
-@pytest.mark.parametrize("conv_impl", ["cudnn", "cudnn-nhwc"])
+@pytest.mark.parametrize("conv_impl", ["cudnn", "cudnn-nhwc", "nhwc-centred"])
 @pytest.mark.parametrize("pooling", ["strided", "max"])
 @pytest.mark.parametrize("stats_rows", [None, 2])
-def test_all_tasks_at_once_equal_each_task_alone(conv_impl: str, pooling: str, stats_rows: int | None):
+@pytest.mark.parametrize("rows", [5, NHWC_MIN_ROWS])
+def test_all_tasks_at_once_equal_each_task_alone(conv_impl: str, pooling: str, stats_rows: int | None, rows: int):
     """forward_tasks (tasks side by side, grouped convolutions) against forward() task by task, each
     task with its own weights: catches channels of one task leaking into another, batch-norm
     statistics pooled over tasks, or features flattened in another order."""
@@ -168,7 +171,7 @@ def test_all_tasks_at_once_equal_each_task_alone(conv_impl: str, pooling: str, s
     g = torch.Generator().manual_seed(2)
     tasks = 3
     per_task = {k: (v.double() + 0.1 * torch.randn(tasks, *v.shape, generator=g).double()) for k, v in params.items()}
-    x = torch.randn(tasks, 5, 3, 20, 20, generator=g, dtype=torch.float64)
+    x = torch.randn(tasks, rows, 3, 20, 20, generator=g, dtype=torch.float64)
     together = backbone_forward_tasks(module, per_task, x, stats_rows)
     for t in range(tasks):
         alone = backbone_forward(module, {k: v[t] for k, v in per_task.items()}, x[t], stats_rows)
@@ -184,3 +187,23 @@ def test_mlp_tasks_at_once_equal_each_task_alone():
     for t in range(2):
         alone = backbone_forward(module, {k: v[t] for k, v in per_task.items()}, x[t])
         torch.testing.assert_close(together[t], alone, rtol=1e-10, atol=1e-12)
+
+
+def test_centring_leaves_batch_norm_unchanged_and_is_not_differentiated():
+    """centre_channels subtracts a per-channel constant: batch norm's output and its gradient are
+    those of the uncentred input, and the subtracted constant carries no gradient of its own."""
+    g = torch.Generator().manual_seed(3)
+    h = (5 + torch.randn(6, 3, 4, 4, generator=g, dtype=torch.float64)).requires_grad_(True)
+    weight = torch.rand(3, generator=g, dtype=torch.float64) + 0.5
+    bias = torch.randn(3, generator=g, dtype=torch.float64)
+    centred = centre_channels(h)
+    assert centred[:1].mean(dim=(0, 2, 3)).abs().max() < 1e-12
+    target = torch.randn(6, 3, 4, 4, generator=g, dtype=torch.float64)
+    plain = batch_norm(h, weight, bias, None, fused=True)
+    shifted = batch_norm(centred, weight, bias, None, fused=True)
+    torch.testing.assert_close(shifted, plain, rtol=1e-12, atol=1e-12)
+    (grad_plain,) = torch.autograd.grad((plain * target).sum(), h)
+    (grad_shifted,) = torch.autograd.grad((shifted * target).sum(), h)
+    torch.testing.assert_close(grad_shifted, grad_plain, rtol=1e-10, atol=1e-12)
+    (through,) = torch.autograd.grad(centred.sum(), h)
+    assert torch.equal(through, torch.ones_like(h))

@@ -60,7 +60,7 @@ def measured() -> dict:
 def test_measure_times_every_method_and_strategy_and_writes_the_report(measured: dict, tmp_path: Path):
     ours = [r for r in measured["rows"] if r["implementation"] == "amfs-bench"]
     assert {(r["method"], r["strategy"]) for r in ours} == {
-        (m, s) for m in METHODS for s in ("loop", "vmap", "batched")
+        (m, s) for m in METHODS for s in ("loop", "vmap", "batched", "batched+nhwc-all")
     }
     for r in ours:
         assert r["ms"]["median"] > 0 and r["adapt_ms"]["median"] > 0

@@ -17,7 +17,7 @@ from helpers_synthetic import (
     tiny_conv_spec,
 )
 
-from benchmarks.backbones import BackboneSpec
+from benchmarks.backbones import NHWC_MIN_ROWS, BackboneSpec
 from benchmarks.config import resolve
 from benchmarks.methods import METHODS, build_inner, build_outer, build_regularizer
 
@@ -103,6 +103,27 @@ def test_batched_strategies_agree_with_the_loop_on_regression(method: str, other
     metric_vmap, loss_vmap = vmap.evaluate(params, batch)
     _assert_same(metric_loop, metric_vmap, torch.float64, 1.0)
     _assert_same(loss_loop, loss_vmap, torch.float64, 1.0)
+
+
+@pytest.mark.parametrize("bn_mode", ["transductive", "inductive"])
+@pytest.mark.parametrize("method", ["maml", "fomaml", "amfs"])
+def test_batched_nhwc_centred_agrees_with_the_loop(method: str, bn_mode: str):
+    """backbone.conv 'nhwc-centred': the query pass (>= NHWC_MIN_ROWS rows per task) in NHWC with
+    centred batch-norm inputs, the support pass in NCHW; float64, so any difference is a different
+    function (a centring that is differentiated, statistics of the wrong rows), not rounding."""
+    g = torch.Generator().manual_seed(34)
+    batch = image_batch(g, n_tasks=3, n_way=3, n_query=NHWC_MIN_ROWS // 3 + 1, dtype=torch.float64)
+    assert batch.query_x.shape[1] >= NHWC_MIN_ROWS > batch.support_x.shape[1]
+    config = resolve({"method": method, "dataset": "omniglot", "n_way": 3, "k_shot": 2, "bn_mode": bn_mode})
+    parts = (build_inner(config), build_outer(config), build_regularizer(config))
+    loop, params = build_learner(tiny_conv_spec(), *parts, strategy="loop")
+    nhwc, _ = build_learner(tiny_conv_spec("nhwc-centred"), *parts, strategy="batched")
+    names = list(params)
+    a, b = loop.meta_gradients(params, batch), nhwc.meta_gradients(params, batch)
+    scale = float(flat(a.gradients, names).abs().max())
+    assert scale > 0
+    _assert_same(flat(a.gradients, names), flat(b.gradients, names), torch.float64, scale)
+    _assert_same(loop.evaluate(params, batch)[1], nhwc.evaluate(params, batch)[1], torch.float64, 1.0)
 
 
 @pytest.mark.parametrize("method", ["maml", "amfs"])
