@@ -163,7 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategies",
         help="comma-separated task-batching strategies (default: all on the device); a strategy may carry "
         "execution modifiers: +tf32 (TensorFloat-32), +unfold (im2col convolutions), +shifted (shifted-view "
-        "convolutions), +bench (cuDNN autotuner), e.g. graph+tf32",
+        "convolutions), +bench (cuDNN autotuner), +nhwc (the batched strategy's grouped convolutions in NHWC), "
+        "+nhwc-all (every layer of the batched query pass in NHWC), e.g. graph+tf32",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run: keep the settings already in <reports>/perf/perf.json (measured by the "
+        "same code, environment and options) and measure only the others",
     )
     p.add_argument("--from-json", help="rewrite README.md and the plot beside this perf.json without measuring")
     p.add_argument("--threads", type=int, help="PyTorch CPU threads (default on CPU: 1, see benchmarks/perf.py)")

@@ -28,15 +28,18 @@ from benchmarks.methods import METHODS, method_spec
 from benchmarks.perf_ours import (
     FLOOR_FACTOR,
     FLOOR_ORDERS,
+    SAME_FUNCTION_RTOL,
     STRATEGY_RTOL,
     TF32_RTOL,
     add_numerics,
     check_strategy,
     default_strategies,
     float64_gradient,
+    initial_parameters,
     loop_gradient,
     measure_ours,
     parse_strategy,
+    relative_error,
     reordered_floor,
     timing_row,
 )
@@ -76,6 +79,8 @@ def _progress_line(device_name: str, row: dict[str, Any]) -> str:
     if row.get("tolerance") is not None:
         verdict = {True: "", False: ", FLAGGED", None: ", inconclusive"}[row["numerics_ok"]]
         check += f" (tolerance {row['tolerance']:.1e}{verdict})"
+    if row.get("float64_rel_err_vs_loop") is not None:
+        check += f" | float64 vs loop {row['float64_rel_err_vs_loop']:.1e}"
     return (
         f"{device_name} | {row['setting']} | {row['implementation']} {row['method']} [{row['strategy']}] | "
         f"{row['ms']['median']:.2f} ms/iter (IQR {100 * row['ms']['iqr_fraction']:.0f}%) | "
@@ -120,13 +125,15 @@ def measure(
     seed: int = 0,
     progress: Callable[[str], None] = print,
     on_setting_done: Callable[[dict[str, Any]], None] | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Time every (setting, method, strategy) and each peer; return the JSON-ready measurements.
 
     Per setting, all rows share one synthetic meta-batch and one test episode. The meta-gradient of
     each strategy at the initial parameters is compared with the 'loop' strategy's, and learn2learn's
     MAML/FO-MAML meta-gradients with ours. `on_setting_done` gets the measurements so far after each
-    setting (to save partial results of a long run)."""
+    setting (to save partial results of a long run). `previous`: the measurements of an interrupted
+    run to continue (ValueError unless resumable): its settings are kept, not measured again."""
     device = torch.device(device)
     methods = list(methods or METHODS)
     for m in methods:
@@ -164,6 +171,7 @@ def measure(
             "peer_rtol": PEER_RTOL,
             "floor_factor": FLOOR_FACTOR,
             "floor_orders": FLOOR_ORDERS,
+            "same_function_rtol": SAME_FUNCTION_RTOL,
             "memory_measure": CUDA_MEMORY_MEASURE if device.type == "cuda" else CPU_MEMORY_MEASURE,
         },
         "settings": [],
@@ -171,16 +179,21 @@ def measure(
         "cross_checks": [],
         "paired": [],
     }
+    done = continue_from(previous, data) if previous is not None else set()
     rows, checks = data["rows"], data["cross_checks"]
     progress(f"perf on {env['device_name']} ({device.type}), torch {env['torch']}, learn2learn: {l2l_status}")
     for setting in settings:
+        if setting.key in done:
+            progress(f"-- {setting.key}: kept from the run of {data['created']}")
+            continue
         c = setting.config("maml")
         batch = synthetic_batch(setting, c["meta_batch"], c["query_train"], seed, device)
         eval_task = synthetic_batch(setting, 1, c["query_test"], seed + 1, device)
         progress(f"-- {setting.key}: {setting.describe()['description']}")
         for method in methods:
             try:
-                exact = float64_gradient(setting, method, batch, device, seed)
+                start = initial_parameters(setting, method, batch, device, seed)
+                exact = float64_gradient(setting, method, batch, device, seed, params=start)
             except Exception as e:  # without it the tolerance is the plain one; say why
                 exact = None
                 progress(f"   float64 reference of {method}: {_failure(e)}")
@@ -204,7 +217,14 @@ def measure(
                     row, gradient = timing_row(setting, "amfs-bench", method, strategy, status=_failure(e)), None
                 if strategy == "loop":
                     loop = gradient
-                add_numerics(row, gradient, loop, exact, other_floor)
+                float64_error = None
+                if exact is not None and gradient is not None and strategy != "loop":
+                    try:
+                        row_exact = float64_gradient(setting, method, batch, device, seed, strategy, start)
+                        float64_error = relative_error(row_exact, exact)
+                    except Exception as e:  # the float32 check alone then judges the row
+                        progress(f"   float64 check of {method} [{strategy}]: {_failure(e)}")
+                add_numerics(row, gradient, loop, exact, other_floor, float64_error)
                 rows.append(row)
                 progress(_progress_line(env["device_name"], row))
                 _free(device)
@@ -242,6 +262,36 @@ def measure(
         if on_setting_done is not None:
             on_setting_done(data)
     return data
+
+
+def resume_obstacles(previous: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    """Why the measurements `previous` cannot be continued by the run `data` describes: a resumed
+    report must read as one run, so the schema, the environment (code fingerprint included) and the
+    options must all be the same. Empty when it can."""
+    if previous.get("schema") != data["schema"]:
+        return [f"schema {previous.get('schema')!r} (now {data['schema']})"]
+    obstacles = []
+    for part in ("environment", "options"):
+        before, now = previous.get(part) or {}, data[part]
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        if changed:
+            obstacles.append(f"{part} changed: {', '.join(changed)}")
+    return obstacles
+
+
+def continue_from(previous: dict[str, Any], data: dict[str, Any]) -> set[str]:
+    """Take the finished settings of `previous` into `data` (rows, learn2learn checks, pairs); return
+    their keys. ValueError, saying what changed, when the run cannot be continued."""
+    obstacles = resume_obstacles(previous, data)
+    if obstacles:
+        raise ValueError(
+            "cannot resume the earlier perf run: " + "; ".join(obstacles) + ". Measure afresh (without --resume)."
+        )
+    for key in ("settings", "rows", "cross_checks", "paired"):
+        data[key] = list(previous[key])
+    data["resumed"] = [*previous.get("resumed", []), data["created"]]
+    data["created"] = previous["created"]
+    return {s["key"] for s in previous["settings"]}
 
 
 def _paired(
@@ -339,16 +389,31 @@ def perf_command(args: argparse.Namespace) -> int:
         print(f"perf: {e}", file=sys.stderr)
         return 2
     folder = Path(args.reports) / "perf"
-    data = measure(
-        settings,
-        methods,
-        device,
-        repeats,
-        warmup,
-        peers,
-        strategies,
-        on_setting_done=lambda d: write_reports(d, folder),
-    )
+    previous = None
+    if getattr(args, "resume", False):
+        if not (folder / "perf.json").exists():
+            print(f"perf: --resume: no earlier run in {folder}", file=sys.stderr)
+            return 2
+        try:
+            previous = json.loads((folder / "perf.json").read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"perf: --resume: cannot read {folder / 'perf.json'} ({e})", file=sys.stderr)
+            return 2
+    try:
+        data = measure(
+            settings,
+            methods,
+            device,
+            repeats,
+            warmup,
+            peers,
+            strategies,
+            on_setting_done=lambda d: write_reports(d, folder),
+            previous=previous,
+        )
+    except ValueError as e:  # an earlier run that cannot be continued: before anything was measured
+        print(f"perf: {e}", file=sys.stderr)
+        return 2
     readme = write_reports(data, folder)
     print(f"wrote {readme}, {readme.parent / 'perf.json'} and {readme.parent / 'ms_per_iteration.png'}")
     return 0

@@ -37,6 +37,13 @@ FLOOR_FACTOR = 10.0
 FLOOR_ORDERS = 12
 # Above this float32 floor, agreement within the (then wide) tolerance proves little: 'inconclusive'.
 FLOOR_LIMIT = 1e-2
+# A strategy computes the same function as the loop if, in float64 from the same parameters, its
+# meta-gradient is the float64 loop meta-gradient to this relative error. float64 rounding (unit
+# roundoff 1.1e-16), amplified as much as float32's ever was on a perf batch (float32 errors reach
+# 5e-3 from 6e-8), stays near 1e-11; measured, correct strategies agree to 1e-14. A different
+# computation (a wrong index, a dropped term) lands far above: this check settles what the float32
+# comparison cannot on an ill-conditioned meta-batch.
+SAME_FUNCTION_RTOL = 1e-9
 # A row timed with TensorFloat-32 matrix units (inputs rounded to a 10-bit mantissa, unit roundoff
 # 2^-11) must give the float32 loop meta-gradient to this relative error (or FLOOR_FACTOR x float32's
 # own error, as above): the accuracy tolerance under which TF32 counts as the same computation.
@@ -228,13 +235,40 @@ def loop_gradient(setting: PerfSetting, method: str, batch: TaskBatch, device: t
     return run.initial_gradient
 
 
-def float64_gradient(setting: PerfSetting, method: str, batch: TaskBatch, device: torch.device, seed: int) -> Tensor:
-    """The 'loop' meta-gradient at the initial parameters computed in float64: the reference that
-    tells float32 rounding (present in every implementation) from a wrong computation."""
+def eager_strategy(name: str) -> str:
+    """The strategy a CUDA-graph row replays, computed eagerly: 'graph-batched+nhwc' -> 'batched+nhwc'.
+    Other names are returned unchanged."""
+    base, *modifiers = name.split("+")
+    return "+".join([GRAPHED.get(base, base), *modifiers])
+
+
+def initial_parameters(setting: PerfSetting, method: str, batch: TaskBatch, device: torch.device, seed: int) -> Params:
+    """The 'loop' run's float32 initial parameters (detached): the common starting point of the
+    float64 checks."""
     run = prepare_run(setting, method, "loop", batch, device, seed, with_gradient=False)
-    params = {k: v.detach().double().requires_grad_(True) for k, v in run.params.items()}
+    return {k: v.detach() for k, v in run.params.items()}
+
+
+def float64_gradient(
+    setting: PerfSetting,
+    method: str,
+    batch: TaskBatch,
+    device: torch.device,
+    seed: int,
+    strategy: str = "loop",
+    params: Params | None = None,
+) -> Tensor:
+    """The meta-gradient of `strategy` (by default 'loop': the reference that tells float32
+    rounding, present in every implementation, from a wrong computation) computed in float64, at
+    `params` or else the strategy's own initial parameters. Pass the same `params` to compare two
+    strategies as functions: the kernel's sigma is initialised from features each strategy computes
+    in its own float32 order, one rounding apart. A CUDA-graph strategy is computed by the eager
+    strategy it replays (eager_strategy)."""
+    run = prepare_run(setting, method, eager_strategy(strategy), batch, device, seed, with_gradient=False)
+    start = run.params if params is None else params
+    params64 = {k: v.detach().double().requires_grad_(True) for k, v in start.items()}
     batch64 = TaskBatch(batch.support_x.double(), batch.support_y, batch.query_x.double(), batch.query_y)
-    return flat_gradient(run.learner.meta_gradients(params, batch64).gradients)
+    return flat_gradient(run.learner.meta_gradients(params64, batch64).gradients)
 
 
 def reorder_examples(batch: TaskBatch, seed: int) -> TaskBatch:
@@ -364,8 +398,28 @@ def empty_numerics() -> dict[str, Any]:
         "grad_rel_err_vs_float64": None,
         "float32_floor": None,
         "tolerance": None,
+        "float32_ok": None,
+        "float64_rel_err_vs_loop": None,
         "numerics_ok": None,
     }
+
+
+def same_function(float64_error: float | None) -> bool | None:
+    """Whether a row's float64 meta-gradient is the float64 loop's (None: not computed)."""
+    return None if float64_error is None else float64_error <= SAME_FUNCTION_RTOL
+
+
+def numerics_verdict(float32_ok: bool | None, float64_error: float | None, strategy: str) -> bool | None:
+    """A row's overall check. A float64 disagreement fails it whatever float32 says. A float32
+    disagreement (or an inconclusive float32 check) of a full-float32 row is settled by the float64
+    check: the same function, so the difference is float32 rounding. A TF32 row's float32 check is
+    its accuracy statement and stands."""
+    same = same_function(float64_error)
+    if same is False:
+        return False
+    if float32_ok is True or same is None or strategy_rtol(strategy) == TF32_RTOL:
+        return float32_ok
+    return True
 
 
 def add_numerics(
@@ -374,10 +428,12 @@ def add_numerics(
     loop: Tensor | None,
     exact: Tensor | None,
     other_floor: float | None = None,
+    float64_error: float | None = None,
 ) -> None:
     """Fill a row's numerics fields: its meta-gradient against the 'loop' strategy's (float32) and
-    the float64 one, within the row's tolerance (strategy_rtol; `other_floor` as gradient_agreement).
-    Left empty when a gradient is missing (a failed row)."""
+    the float64 one, within the row's tolerance (strategy_rtol; `other_floor` as gradient_agreement),
+    and `float64_error`, its float64 meta-gradient against the float64 loop's from the same
+    parameters (numerics_verdict). Left empty when a gradient is missing (a failed row)."""
     if gradient is None or loop is None:
         return
     agreement = gradient_agreement(gradient, loop, exact, strategy_rtol(row["strategy"]), other_floor)
@@ -386,5 +442,7 @@ def add_numerics(
         grad_rel_err_vs_float64=agreement["vs_float64"],
         float32_floor=agreement["float32_floor"],
         tolerance=agreement["tolerance"],
-        numerics_ok=agreement["ok"],
+        float32_ok=agreement["ok"],
+        float64_rel_err_vs_loop=float64_error,
+        numerics_ok=numerics_verdict(agreement["ok"], float64_error, row["strategy"]),
     )

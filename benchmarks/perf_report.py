@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.methods import METHODS
-from benchmarks.perf_ours import FLOOR_LIMIT, agreement_verdict
+from benchmarks.perf_ours import FLOOR_LIMIT, agreement_verdict, numerics_verdict, same_function
 from benchmarks.perf_peers import PEER_METHODS
 from benchmarks.perf_projection import project_grid
 
@@ -80,15 +80,21 @@ def _main_table(data: dict[str, Any], device: str) -> list[str]:
         "grad rel. err. vs loop",
         "vs float64",
         "tolerance",
+        "float64 vs loop",
         "vs l2l MAML",
         "vs l2l FO-MAML",
         "check",
     ]
+    # measurements older than the float64 check of each row have no such column
+    with_float64 = "same_function_rtol" in data["options"]
+    if not with_float64:
+        header.remove("float64 vs loop")
     rows = []
     for r in sorted_rows(data):
         if r["ms"] is None:
             rows.append(
-                [device, r["setting"], r["implementation"], r["method"], r["strategy"], r["status"]] + ["n/a"] * 9
+                [device, r["setting"], r["implementation"], r["method"], r["strategy"], r["status"]]
+                + ["n/a"] * (len(header) - 6)
             )
             continue
         ours = r["implementation"] == "amfs-bench"
@@ -110,6 +116,7 @@ def _main_table(data: dict[str, Any], device: str) -> list[str]:
                 _sci(r["grad_rel_err_vs_loop"]) if ours else "-",
                 _sci(r.get("grad_rel_err_vs_float64")) if ours else "-",
                 _sci(tolerance) if ours and r["grad_rel_err_vs_loop"] is not None else "-",
+                *([_sci(r.get("float64_rel_err_vs_loop")) if ours and r["strategy"] != "loop" else "-"] * with_float64),
                 _ratio(_speedup(maml, r["ms"])),
                 _ratio(_speedup(fomaml, r["ms"])),
                 check,
@@ -126,12 +133,25 @@ def _verdict_text(error: float, floor: float | None, tolerance: float, good: str
     return good if verdict else bad
 
 
+# The check of a row whose float32 meta-gradient alone did not pass, but whose float64 one is the
+# loop's: the same function, the difference float32 rounding (perf_ours.numerics_verdict).
+SAME_IN_FLOAT64 = "ok (same in float64)"
+PASSED = ("ok", SAME_IN_FLOAT64, "reference")
+
+
 def _check_text(row: dict[str, Any], tolerance: float) -> str:
     if row["grad_rel_err_vs_loop"] is None:
         return "-"
     if row["strategy"] == "loop":
         return "reference"
-    return _verdict_text(row["grad_rel_err_vs_loop"], row.get("float32_floor"), tolerance, "ok", "FLAGGED")
+    float64_error = row.get("float64_rel_err_vs_loop")
+    if same_function(float64_error) is False:
+        return "FLAGGED (differs in float64)"
+    float32 = _verdict_text(row["grad_rel_err_vs_loop"], row.get("float32_floor"), tolerance, "ok", "FLAGGED")
+    float32_ok = agreement_verdict(row["grad_rel_err_vs_loop"], row.get("float32_floor"), tolerance)
+    if float32_ok is not True and numerics_verdict(float32_ok, float64_error, row["strategy"]):
+        return SAME_IN_FLOAT64
+    return float32
 
 
 def _row_check(row: dict[str, Any], data: dict[str, Any]) -> str:
@@ -140,7 +160,7 @@ def _row_check(row: dict[str, Any], data: dict[str, Any]) -> str:
 
 def _passed(row: dict[str, Any], data: dict[str, Any]) -> bool:
     """The row's meta-gradient agreed with the loop's (or is the loop itself) in full float32."""
-    return _row_check(row, data) in ("ok", "reference") and "+tf32" not in row["strategy"]
+    return _row_check(row, data) in PASSED and "+tf32" not in row["strategy"]
 
 
 def _fastest_table(data: dict[str, Any], device: str) -> list[str]:
@@ -319,6 +339,16 @@ def _tolerance_text(options: dict[str, Any]) -> str:
             if "tf32_rtol" in options
             else ""
         )
+        + (
+            " float64 vs loop: the row's strategy computed in float64 from the loop's initial parameters (a CUDA-graph "
+            "row by the eager strategy it replays), against the float64 loop meta-gradient. Above "
+            f"{options['same_function_rtol']:.0e} the row computes another function: FLAGGED (differs in float64) "
+            "whatever float32 says. Within it, a full-float32 row beyond its float32 tolerance (or inconclusive) is "
+            f"`{SAME_IN_FLOAT64}`: the same function, its float32 result further from float64 than the loop's on this "
+            "meta-batch (the vs float64 column says how far). A `+tf32` row keeps its float32 verdict."
+            if "same_function_rtol" in options
+            else ""
+        )
     )
 
 
@@ -340,7 +370,9 @@ def render_readme(data: dict[str, Any]) -> str:
         f"PyTorch CPU threads: {env['threads']}"
         + (f"; heap: {env['heap']}" if "heap" in env else "")  # recorded since the policy was set (benchmarks/heap.py)
         + "), "
-        f"{data['created']}; torch {env['torch']}, Python {env['python']}, learn2learn {env['learn2learn']}; "
+        f"{data['created']}"
+        + "".join(f", resumed {t}" for t in data.get("resumed", []))  # perf --resume: same code and options
+        + f"; torch {env['torch']}, Python {env['python']}, learn2learn {env['learn2learn']}; "
         f"git {env['git_revision'][:12]}{' (uncommitted changes)' if env['git_dirty'] else ''}"
         + (f"; TF32 state while measuring: {_tf32_text(env['tf32'])}." if gpu else "."),
         "",

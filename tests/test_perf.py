@@ -184,11 +184,72 @@ def test_projection_scales_a_reduced_cpu_meta_batch():
 
 
 def test_readme_flags_a_strategy_that_disagrees(measured: dict):
+    """Off in float32 only: float32 rounding, settled by the float64 check; off in float64: another
+    function; off in float32 with no float64 check: flagged."""
     data = copy.deepcopy(measured)
     row = next(r for r in data["rows"] if r["strategy"] == "vmap" and r["method"] == "maml")
-    row["grad_rel_err_vs_loop"], row["numerics_ok"] = 1e-2, False
+    row["grad_rel_err_vs_loop"] = 1e-2
+    assert "| ok (same in float64) |" in perf.render_readme(data)
+    row["float64_rel_err_vs_loop"] = 1e-6
+    assert "| FLAGGED (differs in float64) |" in perf.render_readme(data)
+    row["float64_rel_err_vs_loop"] = None
     assert "| FLAGGED |" in perf.render_readme(data)
-    assert "| FLAGGED |" not in perf.render_readme(measured)
+    table_lines = [x for x in perf.render_readme(measured).splitlines() if x.startswith("|")]
+    assert not any("FLAGGED" in x or "same in float64" in x for x in table_lines)
+
+
+def test_numerics_verdict_combines_the_float32_and_float64_checks():
+    verdict = perf_ours.numerics_verdict
+    same, other = 0.1 * perf_ours.SAME_FUNCTION_RTOL, 10 * perf_ours.SAME_FUNCTION_RTOL
+    assert verdict(True, None, "vmap") is True and verdict(True, same, "vmap") is True
+    assert verdict(True, other, "vmap") is False  # float32 agreement cannot hide another function
+    assert verdict(False, same, "vmap") is True and verdict(None, same, "vmap") is True  # rounding only
+    assert verdict(False, None, "vmap") is False and verdict(None, None, "vmap") is None
+    assert verdict(False, same, "graph+tf32") is False  # TF32's accuracy statement stands
+
+
+def test_every_row_is_the_loop_function_in_float64(measured: dict):
+    assert measured["options"]["same_function_rtol"] == perf_ours.SAME_FUNCTION_RTOL
+    for r in measured["rows"]:
+        if r["implementation"] == "amfs-bench":
+            if r["strategy"] == "loop":
+                assert r["float64_rel_err_vs_loop"] is None
+            else:
+                assert r["float64_rel_err_vs_loop"] < perf_ours.SAME_FUNCTION_RTOL, r
+
+
+def test_the_float64_check_catches_an_error_float32_cannot_see(monkeypatch):
+    """A batched strategy whose meta-gradient is 1e-6 too large passes the float32 check (tolerance
+    1e-4) and fails the float64 one."""
+    prepare = perf_ours.prepare_run
+
+    def skewed(setting, method, strategy, *args, **kwargs):
+        run = prepare(setting, method, strategy, *args, **kwargs)
+        if strategy.startswith("batched"):
+            meta_gradients = run.learner.meta_gradients
+
+            def wrong(params, batch):
+                result = meta_gradients(params, batch)
+                result.gradients = {k: g * (1 + 1e-6) for k, g in result.gradients.items()}
+                return result
+
+            run.learner.meta_gradients = wrong
+        return run
+
+    monkeypatch.setattr(perf_ours, "prepare_run", skewed)
+    data = perf.measure([tiny_setting()], ["maml"], CPU, 1, 0, peers=[], progress=lambda _: None)
+    rows = {r["strategy"]: r for r in data["rows"]}
+    assert rows["vmap"]["numerics_ok"] is True
+    batched = rows["batched"]
+    assert batched["float32_ok"] is True and batched["numerics_ok"] is False
+    assert batched["float64_rel_err_vs_loop"] == pytest.approx(1e-6, rel=1e-3)
+    assert "| FLAGGED (differs in float64) |" in perf.render_readme(data)
+
+
+def test_a_graph_row_is_checked_in_float64_by_the_eager_strategy_it_replays():
+    assert perf_ours.eager_strategy("graph-batched+nhwc") == "batched+nhwc"
+    assert perf_ours.eager_strategy("graph+tf32") == "vmap+tf32"
+    assert perf_ours.eager_strategy("batched+nhwc-all") == "batched+nhwc-all"
 
 
 def test_tolerance_follows_the_float32_floor_and_says_when_it_proves_little():
@@ -357,11 +418,11 @@ def test_the_fastest_table_names_the_fastest_row_that_passed_its_check(measured:
     rows = [r for r in data["rows"] if r["implementation"] == "amfs-bench" and r["method"] == "maml"]
     cheat = next(r for r in rows if r["strategy"] == "vmap")
     cheat["ms"]["median"] = min(r["ms"]["median"] for r in rows) / 10
-    cheat["grad_rel_err_vs_loop"], cheat["numerics_ok"] = 1e-2, False
+    cheat["grad_rel_err_vs_loop"], cheat["float64_rel_err_vs_loop"], cheat["numerics_ok"] = 1e-2, 1e-2, False
     section = perf.render_readme(data).split("## Fastest strategy per method")[1].split("\n## ")[0]
     line = next(x for x in section.splitlines() if "| maml | vmap |" in x)
     cells = [c.strip() for c in line.split("|")[1:-1]]
-    assert cells[5] == "FLAGGED" and cells[6] not in ("vmap", "none")
+    assert cells[5] == "FLAGGED (differs in float64)" and cells[6] not in ("vmap", "none")
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -399,3 +460,30 @@ def test_measured_rows_record_the_floor_over_the_orders(measured: dict):
     for row in measured["rows"]:
         if row["implementation"] == "amfs-bench" and row["strategy"] == "loop":
             assert row["float32_floor"] >= row["grad_rel_err_vs_float64"]
+
+
+def test_an_interrupted_run_resumes_without_measuring_its_settings_again(tmp_path: Path):
+    """perf --resume keeps the finished settings of the earlier perf.json and measures the rest; an
+    earlier run with other options (or code, or environment) is refused, not mixed in."""
+    first, second = tiny_setting(), PerfSetting("tiny-2", {**tiny_setting().values, "inner.steps_train": 2}, 1, 12)
+    options = {"methods": ["maml"], "device": CPU, "repeats": 1, "warmup": 0, "peers": [], "strategies": ["loop"]}
+    earlier = perf.measure([first], **options, progress=lambda _: None)
+    lines: list[str] = []
+    resumed = perf.measure([first, second], **options, progress=lines.append, previous=copy.deepcopy(earlier))
+    assert [s["key"] for s in resumed["settings"]] == ["tiny", "tiny-2"]
+    assert [r for r in resumed["rows"] if r["setting"] == "tiny"] == earlier["rows"]  # kept, not re-measured
+    assert any(r["setting"] == "tiny-2" for r in resumed["rows"])
+    assert any("tiny: kept" in line for line in lines)
+    assert resumed["created"] == earlier["created"] and len(resumed["resumed"]) == 1
+    assert "resumed " in perf.render_readme(resumed)
+    with pytest.raises(ValueError, match="options changed: repeats"):
+        perf.measure([first, second], **{**options, "repeats": 2}, progress=lambda _: None, previous=earlier)
+    changed_code = copy.deepcopy(earlier)
+    changed_code["environment"]["source_sha256"] = "0" * 64
+    with pytest.raises(ValueError, match="environment changed: source_sha256"):
+        perf.measure([first], **options, progress=lambda _: None, previous=changed_code)
+
+
+def test_resume_without_an_earlier_run_is_a_clear_error(tmp_path: Path, capsys):
+    assert main(["perf", "--device", "cpu", "--reports", str(tmp_path), "--resume", "--peers", "none"]) == 2
+    assert "no earlier run" in capsys.readouterr().err
