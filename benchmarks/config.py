@@ -72,6 +72,20 @@ _IMAGE_PROTOCOL = {
 }
 
 
+# The values a key may take. Spelled out here, not imported, so that reading a config needs no torch;
+# tests/test_registry.py keeps strategy and backbone.conv equal to the sets the code implements.
+CHOICES = {
+    "strategy": ("auto", "loop", "vmap", "batched", "graph", "graph-batched", "graph-loop"),
+    "precision": ("fp32", "tf32"),
+    "backbone.conv": ("auto", "cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred"),
+    "bn_mode": ("transductive", "inductive"),
+    "backbone.pooling": ("strided", "max"),
+    "compose.inner": ("", "gradient", "kernel"),
+    "compose.outer": ("", "mean", "cosine"),
+    "kernel.sigma_init": ("median", "sqrt_d"),
+}
+
+
 def protocol_defaults(dataset: str, n_way: int, k_shot: int) -> dict[str, Any]:
     """The published MAML hyper-parameters for a dataset setting."""
     if dataset == "omniglot":
@@ -179,16 +193,6 @@ def validate(config: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: n_way must be >= 2 for classification, got {config['n_way']}")
     if config["meta_lr"] <= 0:
         raise ConfigError(f"{where}: meta_lr must be > 0")
-    choices = {
-        "strategy": ("auto", "loop", "vmap", "batched", "graph", "graph-batched", "graph-loop"),
-        "precision": ("fp32", "tf32"),
-        "backbone.conv": ("auto", "cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred"),
-        "bn_mode": ("transductive", "inductive"),
-        "backbone.pooling": ("strided", "max"),
-        "compose.inner": ("", "gradient", "kernel"),
-        "compose.outer": ("", "mean", "cosine"),
-        "kernel.sigma_init": ("median", "sqrt_d"),
-    }
-    for key, valid in choices.items():
+    for key, valid in CHOICES.items():
         if config[key] not in valid:
             raise ConfigError(f"{where}: {key} must be one of {valid}, got {config[key]!r}")

@@ -325,10 +325,12 @@ def gradient_agreement(
 
 
 def agreement_verdict(error: float, floor: float | None, tolerance: float) -> bool | None:
-    """False beyond the tolerance; None (inconclusive) within it when float32 itself is off by more
-    than FLOOR_LIMIT on this meta-batch; True otherwise."""
+    """False beyond the tolerance; None (inconclusive) within it, unless exactly equal, when float32
+    itself is off by more than FLOOR_LIMIT on this meta-batch; True otherwise."""
     if error > tolerance:
         return False
+    if error == 0.0:  # bit for bit the same float32 result: the same computation, however wide the floor
+        return True
     return None if floor is not None and floor > FLOOR_LIMIT else True
 
 

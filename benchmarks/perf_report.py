@@ -329,7 +329,7 @@ def _tolerance_text(options: dict[str, Any]) -> str:
         + "): on some meta-batches float32 rounding alone moves the "
         "meta-gradient by more than 1e-4 (a few ill-conditioned tasks), and correct implementations then differ by "
         f"that much too. Where that float32 floor exceeds {FLOOR_LIMIT:.0e}, agreement proves little and the check "
-        "says inconclusive."
+        "says inconclusive, unless the two meta-gradients are bit for bit equal."
         + (
             f" Rows whose strategy carries `+tf32` (TensorFloat-32 convolutions and matrix products) use "
             f"{options['tf32_rtol']:.0e} in place of {options['strategy_rtol']:.0e}: TF32 rounds the inputs of "

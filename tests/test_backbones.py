@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from helpers_synthetic import single_thread
 
 from benchmarks.backbones import (
+    CONV_IMPLS,
     MLP,
     NHWC_MIN_ROWS,
     BackboneSpec,
@@ -91,7 +92,7 @@ def test_conv4_feature_sizes(channels: int, filters: int, pooling: str, size: in
     assert backbone_forward(module, params, x).shape == (3, feature_dim)
 
 
-@pytest.mark.parametrize("conv_impl", ["cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred"])
+@pytest.mark.parametrize("conv_impl", CONV_IMPLS)
 def test_conv4_matches_a_plain_implementation(conv_impl: str):
     """Conv-4 (both pooling variants, both convolution implementations) against F.conv2d /
     F.batch_norm / F.relu / F.max_pool2d written here: catches a wrong stride, padding, block order,

@@ -260,6 +260,7 @@ def test_tolerance_follows_the_float32_floor_and_says_when_it_proves_little():
     assert gradient_agreement(torch.tensor([1.0, 0.5]), reference, exact, 1e-4)["ok"] is False
     assert gradient_agreement(reference, reference, None, 1e-4)["tolerance"] == 1e-4
     assert agreement_verdict(0.01, 0.05, 0.5) is None  # float32 itself off by 5%: inconclusive
+    assert agreement_verdict(0.0, 0.05, 0.5) is True  # unless bit for bit the same result
     assert agreement_verdict(0.6, 0.05, 0.5) is False
 
 

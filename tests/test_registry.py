@@ -134,3 +134,17 @@ def test_wrong_value_raises_config_error(values: dict):
 def test_unknown_method_names_the_valid_ones():
     with pytest.raises(KeyError, match="i-amfs"):
         method_spec("imaml")
+
+
+def test_config_choices_are_what_the_code_implements():
+    """benchmarks/config.py spells the strategies and convolutions out (no torch import to read a
+    config); they must stay the sets MetaLearner, execution and the backbone implement."""
+    from benchmarks.backbones import CONV_IMPLS
+    from benchmarks.config import CHOICES
+    from benchmarks.execution import GRAPHED
+    from benchmarks.meta_learner import STRATEGIES
+
+    assert set(CHOICES["strategy"]) == {"auto", *STRATEGIES, *GRAPHED}
+    assert set(CHOICES["backbone.conv"]) == {"auto", *CONV_IMPLS}
+    assert set(CHOICES["compose.inner"]) == {"", *(m.inner for m in METHODS.values())}
+    assert set(CHOICES["compose.outer"]) == {"", *(m.outer for m in METHODS.values())}
