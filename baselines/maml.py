@@ -13,6 +13,7 @@ Written with torch.func so that the same function runs per task in a loop or vma
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,11 @@ from torch import Tensor
 
 Params = dict[str, Tensor]
 FeatureFn = Callable[[Params, Tensor, "int | None"], Tensor]
+
+# True while the inner loop computes a gradient that the meta-gradient differentiates through (second
+# order, training): the forward passes run then are differentiated twice. It changes nothing here; a
+# backbone may pick its memory layout by it (benchmarks/backbones.py, conv 'nhwc-centred').
+DIFFERENTIATED_TWICE: contextvars.ContextVar[bool] = contextvars.ContextVar("differentiated_twice", default=False)
 
 BN_MODES = ("transductive", "inductive")
 TASK_KINDS = ("classification", "regression")
@@ -90,7 +96,11 @@ class GradientInner:
         detach_inner = self.first_order or not training
         fast = params
         for _ in range(steps):
-            grads = torch.func.grad(support_loss)(fast)
+            token = DIFFERENTIATED_TWICE.set(not detach_inner)
+            try:
+                grads = torch.func.grad(support_loss)(fast)
+            finally:
+                DIFFERENTIATED_TWICE.reset(token)
             if detach_inner:
                 grads = {k: g.detach() for k, g in grads.items()}
             fast = {k: fast[k] - self.step_size * grads[k] for k in fast}

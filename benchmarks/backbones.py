@@ -8,10 +8,13 @@ are drawn afterwards from a separate generator, so they cannot shift the backbon
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from baselines.maml import DIFFERENTIATED_TWICE
 
 
 def batch_norm(
@@ -44,6 +47,31 @@ def centre_channels(h: Tensor) -> Tensor:
     7e-6 in NCHW at mean/std 300, 75x256x14x14); centred, the NHWC forward error is within 10x of
     NCHW's. Costs one pass over h."""
     return h - h[:1].mean(dim=(2, 3), keepdim=True).detach()
+
+
+class _ContiguousGradient(torch.autograd.Function):
+    """The identity, whose gradient is handed back in the default (NCHW) layout."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor) -> Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        return grad.contiguous()
+
+
+def contiguous_gradient(x: Tensor) -> Tensor:
+    """x, with its gradient converted to the default layout. An NHWC pass's convolutions return their
+    weight gradients in NHWC; flowing into the NCHW support pass of second-order MAML, they turned its
+    double backward NHWC too, where the CPU's reductions are slow."""
+    return _ContiguousGradient.apply(x)
 
 
 def conv3x3_unfold(x: Tensor, weight: Tensor, stride: int) -> Tensor:
@@ -83,7 +111,11 @@ CONV_IMPLS = ("cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred")
 # nhwc-centred: passes with at least this many rows per task run in NHWC (the query pass); smaller
 # ones (a 1- or 5-shot support set) stay NCHW. Measured on a 2-core CPU, second-order MAML, Omniglot
 # 5w1s, 4 tasks: the 5-row support pass in NHWC made the whole step 12% slower (its double-backward
-# reductions are slow in NHWC), while the 75-row query pass in NHWC made it 15% faster.
+# reductions are slow in NHWC), while the 75-row query pass in NHWC made it 15% faster. A pass that
+# is differentiated twice (baselines.maml.DIFFERENTIATED_TWICE: second-order MAML's support pass)
+# stays NCHW whatever its size: on mini-ImageNet 5w5s the 25-row support pass in NHWC made the
+# second-order step 1.6x slower than 'batched', while first-order MAML (the same pass, no double
+# backward) was 1.5x faster than 'batched' with every pass in NHWC (reports/perf/NOTES.md).
 NHWC_MIN_ROWS = 16
 CONV_FUNCTIONS = {"unfold": conv3x3_unfold, "shifted": conv3x3_shifted}
 
@@ -146,21 +178,21 @@ class Conv4(nn.Module):
         involved, so the fused batch norm is exact here. The convolutions are always the library's
         grouped ones (cuDNN, oneDNN on the CPU); conv_impl 'cudnn-nhwc' runs layers 2-4 in NHWC
         memory, where cuDNN's grouped kernels measured faster on an H200
-        (reports/perf/h200/grouped-conv.txt); 'nhwc-centred' runs every layer of a pass with at
-        least NHWC_MIN_ROWS rows per task in NHWC, where oneDNN's grouped convolution backward
-        needs no layout conversion and the CPU's batch norm is faster, with the input of each batch
-        norm centred first (centre_channels) for its precision."""
+        (reports/perf/h200/grouped-conv.txt); 'nhwc-centred' runs in NHWC every layer of a pass
+        with at least NHWC_MIN_ROWS rows per task that is not differentiated twice, where oneDNN's
+        grouped convolution backward needs no layout conversion and the CPU's batch norm is faster,
+        with the input of each batch norm centred first (centre_channels) for its precision."""
         t, n = x.shape[:2]
         h = x.transpose(0, 1).reshape(n, t * x.shape[2], *x.shape[3:])
         stride = 2 if self.pooling == "strided" else 1
-        all_nhwc = self.conv_impl == "nhwc-centred" and n >= NHWC_MIN_ROWS
+        all_nhwc = self.conv_impl == "nhwc-centred" and n >= NHWC_MIN_ROWS and not DIFFERENTIATED_TWICE.get()
         for i in range(4):
             weight = params[f"convs.{i}"]
             weight = weight.reshape(-1, *weight.shape[2:])
             if all_nhwc or (self.conv_impl == "cudnn-nhwc" and i > 0):
                 h = h.contiguous(memory_format=torch.channels_last)
             if all_nhwc:  # in the input's layout, or the convolution converts it on every call
-                weight = weight.contiguous(memory_format=torch.channels_last)
+                weight = contiguous_gradient(weight).contiguous(memory_format=torch.channels_last)
             h = F.conv2d(h, weight, stride=stride, padding=1, groups=t)
             if all_nhwc:
                 h = centre_channels(h)

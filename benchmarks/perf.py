@@ -78,8 +78,8 @@ def _progress_line(device_name: str, row: dict[str, Any]) -> str:
     check = "" if row["grad_rel_err_vs_loop"] is None else f" | grad err vs loop {row['grad_rel_err_vs_loop']:.1e}"
     if row.get("tolerance") is not None:
         verdict = {True: "", False: ", FLAGGED", None: ", inconclusive"}[row["numerics_ok"]]
-        if row["numerics_ok"] and row.get("float32_ok") is not True:
-            verdict = ", beyond it in float32 only"
+        if row["numerics_ok"] and row.get("float32_ok") is not True:  # settled by the float64 check
+            verdict = ", beyond it in float32" if row["float32_ok"] is False else ", inconclusive in float32"
         check += f" (tolerance {row['tolerance']:.1e}{verdict})"
     if row.get("float64_rel_err_vs_loop") is not None:
         check += f" | float64 vs loop {row['float64_rel_err_vs_loop']:.1e}"

@@ -21,6 +21,7 @@ from benchmarks.backbones import (
     batch_norm,
     build_backbone,
     centre_channels,
+    contiguous_gradient,
 )
 from benchmarks.config import resolve
 from benchmarks.meta_learner import MetaLearner
@@ -208,3 +209,21 @@ def test_centring_leaves_batch_norm_unchanged_and_is_not_differentiated():
     torch.testing.assert_close(grad_shifted, grad_plain, rtol=1e-10, atol=1e-12)
     (through,) = torch.autograd.grad(centred.sum(), h)
     assert torch.equal(through, torch.ones_like(h))
+
+
+def test_contiguous_gradient_is_the_identity_with_its_gradient_in_nchw():
+    """An NHWC convolution hands its weight gradient back in NHWC; through contiguous_gradient the
+    weight's gradient is in the default layout, the values unchanged, and it can be differentiated
+    again (second-order MAML differentiates through it)."""
+    g = torch.Generator().manual_seed(7)
+    w = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 3, 6, 6, generator=g, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+
+    def loss(weight: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, weight.contiguous(memory_format=torch.channels_last)).square().sum()
+
+    (plain,) = torch.autograd.grad(loss(w), w)
+    (converted,) = torch.autograd.grad(loss(contiguous_gradient(w)), w)
+    assert not plain.is_contiguous() and converted.is_contiguous()
+    torch.testing.assert_close(converted, plain, rtol=1e-12, atol=0)
+    assert torch.autograd.gradgradcheck(lambda weight: contiguous_gradient(weight).square(), (w,))

@@ -105,16 +105,18 @@ def test_batched_strategies_agree_with_the_loop_on_regression(method: str, other
     _assert_same(loss_loop, loss_vmap, torch.float64, 1.0)
 
 
+@pytest.mark.parametrize("k_shot", [2, NHWC_MIN_ROWS // 3 + 1])
 @pytest.mark.parametrize("bn_mode", ["transductive", "inductive"])
 @pytest.mark.parametrize("method", ["maml", "fomaml", "amfs"])
-def test_batched_nhwc_centred_agrees_with_the_loop(method: str, bn_mode: str):
+def test_batched_nhwc_centred_agrees_with_the_loop(method: str, bn_mode: str, k_shot: int):
     """backbone.conv 'nhwc-centred': the query pass (>= NHWC_MIN_ROWS rows per task) in NHWC with
-    centred batch-norm inputs, the support pass in NCHW; float64, so any difference is a different
-    function (a centring that is differentiated, statistics of the wrong rows), not rounding."""
+    centred batch-norm inputs, the support pass in NCHW when small (k_shot 2) or differentiated twice
+    (second-order MAML), else in NHWC too; float64, so any difference is a different function (a
+    centring that is differentiated, statistics of the wrong rows), not rounding."""
     g = torch.Generator().manual_seed(34)
-    batch = image_batch(g, n_tasks=3, n_way=3, n_query=NHWC_MIN_ROWS // 3 + 1, dtype=torch.float64)
-    assert batch.query_x.shape[1] >= NHWC_MIN_ROWS > batch.support_x.shape[1]
-    config = resolve({"method": method, "dataset": "omniglot", "n_way": 3, "k_shot": 2, "bn_mode": bn_mode})
+    batch = image_batch(g, n_tasks=3, n_way=3, k_shot=k_shot, n_query=NHWC_MIN_ROWS // 3 + 1, dtype=torch.float64)
+    assert batch.query_x.shape[1] >= NHWC_MIN_ROWS
+    config = resolve({"method": method, "dataset": "omniglot", "n_way": 3, "k_shot": k_shot, "bn_mode": bn_mode})
     parts = (build_inner(config), build_outer(config), build_regularizer(config))
     loop, params = build_learner(tiny_conv_spec(), *parts, strategy="loop")
     nhwc, _ = build_learner(tiny_conv_spec("nhwc-centred"), *parts, strategy="batched")
@@ -124,6 +126,31 @@ def test_batched_nhwc_centred_agrees_with_the_loop(method: str, bn_mode: str):
     assert scale > 0
     _assert_same(flat(a.gradients, names), flat(b.gradients, names), torch.float64, scale)
     _assert_same(loop.evaluate(params, batch)[1], nhwc.evaluate(params, batch)[1], torch.float64, 1.0)
+
+
+@pytest.mark.parametrize("method", ["maml", "fomaml"])
+def test_nhwc_centred_keeps_passes_differentiated_twice_in_nchw(monkeypatch, method: str):
+    """Which passes of a 15-shot meta-batch (support and query both above NHWC_MIN_ROWS) run in NHWC:
+    all of them, except second-order MAML's support passes in training, whose double backward is
+    slow in NHWC on the CPU. Test-time adaptation is never differentiated twice."""
+    import benchmarks.backbones as backbones
+
+    nhwc_rows: list[int] = []
+    centre = backbones.centre_channels
+    monkeypatch.setattr(backbones, "centre_channels", lambda h: nhwc_rows.append(h.shape[0]) or centre(h))
+    g = torch.Generator().manual_seed(35)
+    k_shot, n_query = 6, 7  # 18 and 21 rows per task
+    batch = image_batch(g, n_tasks=2, n_way=3, k_shot=k_shot, n_query=n_query, dtype=torch.float64)
+    values = {"n_way": 3, "k_shot": k_shot, "inner.steps_train": 2, "bn_mode": "transductive"}
+    config = resolve({"method": method, "dataset": "omniglot", **values})
+    parts = (build_inner(config), build_outer(config), build_regularizer(config))
+    learner, params = build_learner(tiny_conv_spec("nhwc-centred"), *parts, strategy="batched")
+    learner.meta_gradients(params, batch)
+    support_in_nhwc = 2 * 4 if method == "fomaml" else 0  # 2 inner steps, 4 layers
+    assert sorted(nhwc_rows) == [3 * k_shot] * support_in_nhwc + [3 * n_query] * 4
+    nhwc_rows.clear()
+    learner.evaluate(params, batch)
+    assert 3 * k_shot in nhwc_rows
 
 
 @pytest.mark.parametrize("method", ["maml", "amfs"])
