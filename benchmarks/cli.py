@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated task-batching strategies (default: all on the device); a strategy may carry "
         "execution modifiers: +tf32 (TensorFloat-32), +unfold (im2col convolutions), +shifted (shifted-view "
         "convolutions), +bench (cuDNN autotuner), +nhwc (the batched strategy's grouped convolutions in NHWC), "
-        "+nhwc-all (every layer of the batched query pass in NHWC), e.g. graph+tf32",
+        "+nhwc-all (every layer of the batched strategy's large passes in NHWC), e.g. graph+tf32",
     )
     p.add_argument(
         "--resume",
