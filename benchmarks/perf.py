@@ -342,12 +342,17 @@ def write_reports(data: dict[str, Any], folder: Path) -> Path:
     return regenerate(folder / "perf.json")
 
 
-def regenerate(json_path: Path) -> Path:
-    """README.md and the plot beside a perf.json, from its contents only."""
+def load_measurements(json_path: Path) -> dict[str, Any]:
+    """The contents of a perf.json; ValueError, naming the file, when it cannot be read."""
     try:
-        data = json.loads(json_path.read_text())
+        return json.loads(json_path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{json_path}: cannot read perf measurements ({e}); run `python -m benchmarks perf`") from e
+
+
+def regenerate(json_path: Path) -> Path:
+    """README.md and the plot beside a perf.json, from its contents only."""
+    data = load_measurements(json_path)
     if data.get("schema") != SCHEMA:
         raise ValueError(f"{json_path}: schema {data.get('schema')!r}, expected {SCHEMA}; re-measure")
     readme = json_path.parent / "README.md"
@@ -397,9 +402,9 @@ def perf_command(args: argparse.Namespace) -> int:
             print(f"perf: --resume: no earlier run in {folder}", file=sys.stderr)
             return 2
         try:
-            previous = json.loads((folder / "perf.json").read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            print(f"perf: --resume: cannot read {folder / 'perf.json'} ({e})", file=sys.stderr)
+            previous = load_measurements(folder / "perf.json")
+        except ValueError as e:
+            print(f"perf: --resume: {e}", file=sys.stderr)
             return 2
     try:
         data = measure(

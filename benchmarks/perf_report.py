@@ -116,7 +116,11 @@ def _main_table(data: dict[str, Any], device: str) -> list[str]:
                 _sci(r["grad_rel_err_vs_loop"]) if ours else "-",
                 _sci(r.get("grad_rel_err_vs_float64")) if ours else "-",
                 _sci(tolerance) if ours and r["grad_rel_err_vs_loop"] is not None else "-",
-                *([_sci(r.get("float64_rel_err_vs_loop")) if ours and r["strategy"] != "loop" else "-"] * with_float64),
+                *(
+                    [_sci(r.get("float64_rel_err_vs_loop")) if ours and r["strategy"] != "loop" else "-"]
+                    if with_float64
+                    else []
+                ),
                 _ratio(_speedup(maml, r["ms"])),
                 _ratio(_speedup(fomaml, r["ms"])),
                 check,
@@ -147,11 +151,10 @@ def _check_text(row: dict[str, Any], tolerance: float) -> str:
     float64_error = row.get("float64_rel_err_vs_loop")
     if same_function(float64_error) is False:
         return "FLAGGED (differs in float64)"
-    float32 = _verdict_text(row["grad_rel_err_vs_loop"], row.get("float32_floor"), tolerance, "ok", "FLAGGED")
     float32_ok = agreement_verdict(row["grad_rel_err_vs_loop"], row.get("float32_floor"), tolerance)
     if float32_ok is not True and numerics_verdict(float32_ok, float64_error, row["strategy"]):
         return SAME_IN_FLOAT64
-    return float32
+    return _verdict_text(row["grad_rel_err_vs_loop"], row.get("float32_floor"), tolerance, "ok", "FLAGGED")
 
 
 def _row_check(row: dict[str, Any], data: dict[str, Any]) -> str:
