@@ -108,15 +108,24 @@ def conv3x3_shifted(x: Tensor, weight: Tensor, stride: int) -> Tensor:
 # cudnn-nhwc: cuDNN, NHWC memory in the 'batched' strategy's grouped layers 2-4 (plain cuDNN elsewhere)
 # nhwc-centred: every grouped layer of a large pass in NHWC, batch norm's input centred (centre_channels)
 CONV_IMPLS = ("cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred")
-# nhwc-centred: passes with at least this many rows per task run in NHWC (the query pass); smaller
-# ones (a 1- or 5-shot support set) stay NCHW. Measured on a 2-core CPU, second-order MAML, Omniglot
-# 5w1s, 4 tasks: the 5-row support pass in NHWC made the whole step 12% slower (its double-backward
-# reductions are slow in NHWC), while the 75-row query pass in NHWC made it 15% faster. A pass that
-# is differentiated twice (baselines.maml.DIFFERENTIATED_TWICE: second-order MAML's support pass)
-# stays NCHW whatever its size: on mini-ImageNet 5w5s the 25-row support pass in NHWC made the
-# second-order step 1.6x slower than 'batched', while first-order MAML (the same pass, no double
-# backward) was 1.5x faster than 'batched' with every pass in NHWC (reports/perf/NOTES.md).
-NHWC_MIN_ROWS = 16
+# nhwc-centred: passes with at least this many input pixels per task (rows x height x width of
+# the input) run in NHWC; smaller ones stay NCHW. Measured on a 2-core CPU in alternating rounds
+# (reports/perf/NOTES.md): Omniglot's 5-row support passes (28 x 28) made test-time adaptation 1.3x
+# slower in NHWC (MAML and FO-MAML), mini-ImageNet's 5-row passes (84 x 84, 9x the pixels) made it
+# 1.1-1.3x faster; the 75-row query passes are faster in NHWC on both. 16 rows of 28 x 28 keeps
+# Omniglot's 1-shot support passes NCHW and its query passes NHWC. A pass that is differentiated twice
+# (baselines.maml.DIFFERENTIATED_TWICE: second-order MAML's support passes in training) stays NCHW
+# whatever its size: on mini-ImageNet 5w5s the 25-row support pass in NHWC made the second-order step
+# 1.6x slower than 'batched', while first-order MAML (the same pass, no double backward) was 1.5x
+# faster than 'batched' with every pass in NHWC.
+NHWC_MIN_PIXELS = 16 * 28 * 28
+
+
+def large_pass(rows: int, height: int, width: int) -> bool:
+    """Whether a pass of `rows` images per task of height x width is large enough for NHWC."""
+    return rows * height * width >= NHWC_MIN_PIXELS
+
+
 CONV_FUNCTIONS = {"unfold": conv3x3_unfold, "shifted": conv3x3_shifted}
 
 
@@ -179,13 +188,13 @@ class Conv4(nn.Module):
         grouped ones (cuDNN, oneDNN on the CPU); conv_impl 'cudnn-nhwc' runs layers 2-4 in NHWC
         memory, where cuDNN's grouped kernels measured faster on an H200
         (reports/perf/h200/grouped-conv.txt); 'nhwc-centred' runs in NHWC every layer of a pass
-        with at least NHWC_MIN_ROWS rows per task that is not differentiated twice, where oneDNN's
+        large enough (large_pass) that is not differentiated twice, where oneDNN's
         grouped convolution backward needs no layout conversion and the CPU's batch norm is faster,
         with the input of each batch norm centred first (centre_channels) for its precision."""
         t, n = x.shape[:2]
         h = x.transpose(0, 1).reshape(n, t * x.shape[2], *x.shape[3:])
         stride = 2 if self.pooling == "strided" else 1
-        all_nhwc = self.conv_impl == "nhwc-centred" and n >= NHWC_MIN_ROWS and not DIFFERENTIATED_TWICE.get()
+        all_nhwc = self.conv_impl == "nhwc-centred" and large_pass(n, *x.shape[-2:]) and not DIFFERENTIATED_TWICE.get()
         for i in range(4):
             weight = params[f"convs.{i}"]
             weight = weight.reshape(-1, *weight.shape[2:])

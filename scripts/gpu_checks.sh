@@ -6,11 +6,12 @@
 #           the loop strategy is the untimed numerics reference, and is timed on the CPU);
 #   train   the grids in TRAIN_GRIDS (default "omniglot-tf32"), each followed by its report;
 #   sweep   the per-task convolution formulations at the perf shapes (scripts/grouped_conv_bench.py);
-#   profile profiles of the vmap and batched+nhwc steps of MAML and I-AMFS (which kernels take the time).
+#   profile profiles of the vmap and batched+nhwc steps of MAML and I-AMFS (which kernels take the time);
+#   compile torch.compile'd backbone passes against eager ones (scripts/compile_bench.py).
 # Under OUT (default ./gpu-out): perf/ (README.md, perf.json, plot), perf.log, run.log and
-# gpu-results.tgz (results, reports, grouped-conv.txt, profile-*.txt; refreshed after every stage).
+# gpu-results.tgz (results, reports, grouped-conv.txt, profile-*.txt, compile.txt; refreshed after every stage).
 # Data: $AMFS_DATA_ROOT, or only the caches in $AMFS_CACHE_DIR (see `python -m benchmarks data prepare`).
-# Stage limits in seconds: PERF_S, TRAIN_S (for all grids together), SWEEP_S, PROFILE_S.
+# Stage limits in seconds: PERF_S, TRAIN_S (for all grids together), SWEEP_S, PROFILE_S, COMPILE_S.
 set -uo pipefail
 OUT=$(realpath -m "${1:-gpu-out}")
 WORK=${GPU_WORK:-$(mktemp -d)}
@@ -67,6 +68,12 @@ if [[ $STAGES == *" profile "* ]]; then
                 >/dev/null 2>&1 || echo "profile $method $strategy did not finish"
         done
     done
+    pack
+fi
+
+if [[ $STAGES == *" compile "* ]]; then
+    timeout "${COMPILE_S:-240}" python3 scripts/compile_bench.py --device cuda \
+        --settings omniglot-5w1s,mini-imagenet-5w1s --out "$WORK/compile.txt" || echo "compile bench did not finish"
     pack
 fi
 echo "[$((SECONDS - START)) s] stages done:$STAGES"

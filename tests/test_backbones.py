@@ -13,7 +13,7 @@ from helpers_synthetic import single_thread
 from benchmarks.backbones import (
     CONV_IMPLS,
     MLP,
-    NHWC_MIN_ROWS,
+    NHWC_MIN_PIXELS,
     BackboneSpec,
     Conv4,
     backbone_forward,
@@ -22,6 +22,7 @@ from benchmarks.backbones import (
     build_backbone,
     centre_channels,
     contiguous_gradient,
+    large_pass,
 )
 from benchmarks.config import resolve
 from benchmarks.meta_learner import MetaLearner
@@ -161,10 +162,19 @@ def test_batch_norm_transductive_and_inductive():
     assert not torch.allclose(batch_norm(changed, weight, bias, None)[4:6], expected[4:6])
 
 
+def test_large_pass_separates_the_measured_passes():
+    """nhwc-centred's size rule at the perf settings' passes: Omniglot's 1-shot support pass (slower
+    in NHWC on the CPU) stays NCHW; its query pass and mini-ImageNet's 1-shot support pass (faster in
+    NHWC) do not."""
+    assert not large_pass(5, 28, 28)
+    assert large_pass(75, 28, 28)
+    assert large_pass(5, 84, 84)
+
+
 @pytest.mark.parametrize("conv_impl", ["cudnn", "cudnn-nhwc", "nhwc-centred"])
 @pytest.mark.parametrize("pooling", ["strided", "max"])
 @pytest.mark.parametrize("stats_rows", [None, 2])
-@pytest.mark.parametrize("rows", [5, NHWC_MIN_ROWS])
+@pytest.mark.parametrize("rows", [5, -(-NHWC_MIN_PIXELS // (20 * 20))])  # a small pass and a large one
 def test_all_tasks_at_once_equal_each_task_alone(conv_impl: str, pooling: str, stats_rows: int | None, rows: int):
     """forward_tasks (tasks side by side, grouped convolutions) against forward() task by task, each
     task with its own weights: catches channels of one task leaking into another, batch-norm

@@ -17,7 +17,7 @@ from helpers_synthetic import (
     tiny_conv_spec,
 )
 
-from benchmarks.backbones import NHWC_MIN_ROWS, BackboneSpec
+from benchmarks.backbones import NHWC_MIN_PIXELS, BackboneSpec, large_pass
 from benchmarks.config import resolve
 from benchmarks.methods import METHODS, build_inner, build_outer, build_regularizer
 
@@ -26,6 +26,8 @@ METHOD_NAMES = list(METHODS)
 # the gradient scale over the five methods, so these bounds leave an order of magnitude.
 FLOAT32_RTOL = 1e-4
 FLOAT32_ATOL_FRACTION = 1e-5
+# rows per task of 12 x 12 images (tiny_conv_spec) from which a pass is large enough for NHWC
+LARGE_ROWS = -(-NHWC_MIN_PIXELS // (12 * 12))
 
 
 @pytest.fixture(autouse=True)
@@ -105,17 +107,18 @@ def test_batched_strategies_agree_with_the_loop_on_regression(method: str, other
     _assert_same(loss_loop, loss_vmap, torch.float64, 1.0)
 
 
-@pytest.mark.parametrize("k_shot", [2, NHWC_MIN_ROWS // 3 + 1])
+@pytest.mark.parametrize("k_shot", [2, LARGE_ROWS // 3 + 1])
 @pytest.mark.parametrize("bn_mode", ["transductive", "inductive"])
 @pytest.mark.parametrize("method", ["maml", "fomaml", "amfs"])
 def test_batched_nhwc_centred_agrees_with_the_loop(method: str, bn_mode: str, k_shot: int):
-    """backbone.conv 'nhwc-centred': the query pass (>= NHWC_MIN_ROWS rows per task) in NHWC with
+    """backbone.conv 'nhwc-centred': the query pass (large_pass) in NHWC with
     centred batch-norm inputs, the support pass in NCHW when small (k_shot 2) or differentiated twice
     (second-order MAML), else in NHWC too; float64, so any difference is a different function (a
     centring that is differentiated, statistics of the wrong rows), not rounding."""
     g = torch.Generator().manual_seed(34)
-    batch = image_batch(g, n_tasks=3, n_way=3, k_shot=k_shot, n_query=NHWC_MIN_ROWS // 3 + 1, dtype=torch.float64)
-    assert batch.query_x.shape[1] >= NHWC_MIN_ROWS
+    batch = image_batch(g, n_tasks=3, n_way=3, k_shot=k_shot, n_query=LARGE_ROWS // 3 + 1, dtype=torch.float64)
+    assert large_pass(batch.query_x.shape[1], *batch.query_x.shape[-2:])
+    assert large_pass(batch.support_x.shape[1], *batch.support_x.shape[-2:]) == (k_shot > 2)
     config = resolve({"method": method, "dataset": "omniglot", "n_way": 3, "k_shot": k_shot, "bn_mode": bn_mode})
     parts = (build_inner(config), build_outer(config), build_regularizer(config))
     loop, params = build_learner(tiny_conv_spec(), *parts, strategy="loop")
@@ -130,7 +133,7 @@ def test_batched_nhwc_centred_agrees_with_the_loop(method: str, bn_mode: str, k_
 
 @pytest.mark.parametrize("method", ["maml", "fomaml"])
 def test_nhwc_centred_keeps_passes_differentiated_twice_in_nchw(monkeypatch, method: str):
-    """Which passes of a 15-shot meta-batch (support and query both above NHWC_MIN_ROWS) run in NHWC:
+    """Which passes of a meta-batch whose support and query passes are both large (large_pass) run in NHWC:
     all of them, except second-order MAML's support passes in training, whose double backward is
     slow in NHWC on the CPU. Test-time adaptation is never differentiated twice."""
     import benchmarks.backbones as backbones
@@ -139,7 +142,7 @@ def test_nhwc_centred_keeps_passes_differentiated_twice_in_nchw(monkeypatch, met
     centre = backbones.centre_channels
     monkeypatch.setattr(backbones, "centre_channels", lambda h: nhwc_rows.append(h.shape[0]) or centre(h))
     g = torch.Generator().manual_seed(35)
-    k_shot, n_query = 6, 7  # 18 and 21 rows per task
+    k_shot, n_query = LARGE_ROWS // 3 + 1, LARGE_ROWS // 3 + 2
     batch = image_batch(g, n_tasks=2, n_way=3, k_shot=k_shot, n_query=n_query, dtype=torch.float64)
     values = {"n_way": 3, "k_shot": k_shot, "inner.steps_train": 2, "bn_mode": "transductive"}
     config = resolve({"method": method, "dataset": "omniglot", **values})
