@@ -131,7 +131,10 @@ def _main_table(data: dict[str, Any], device: str) -> list[str]:
 
 def _verdict_text(error: float, floor: float | None, tolerance: float, good: str, bad: str) -> str:
     """The verdict of perf_ours.agreement_verdict, recomputed from the stored numbers."""
-    verdict = agreement_verdict(error, floor, tolerance)
+    return _verdict_words(agreement_verdict(error, floor, tolerance), floor, good, bad)
+
+
+def _verdict_words(verdict: bool | None, floor: float | None, good: str, bad: str) -> str:
     if verdict is None:
         return f"inconclusive (float32 floor {floor:.1e} > {FLOOR_LIMIT:.0e})"
     return good if verdict else bad
@@ -151,10 +154,11 @@ def _check_text(row: dict[str, Any], tolerance: float) -> str:
     float64_error = row.get("float64_rel_err_vs_loop")
     if same_function(float64_error) is False:
         return "FLAGGED (differs in float64)"
-    float32_ok = agreement_verdict(row["grad_rel_err_vs_loop"], row.get("float32_floor"), tolerance)
+    floor = row.get("float32_floor")
+    float32_ok = agreement_verdict(row["grad_rel_err_vs_loop"], floor, tolerance)
     if float32_ok is not True and numerics_verdict(float32_ok, float64_error, row["strategy"]):
         return SAME_IN_FLOAT64
-    return _verdict_text(row["grad_rel_err_vs_loop"], row.get("float32_floor"), tolerance, "ok", "FLAGGED")
+    return _verdict_words(float32_ok, floor, "ok", "FLAGGED")
 
 
 def _row_check(row: dict[str, Any], data: dict[str, Any]) -> str:
