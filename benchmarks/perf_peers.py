@@ -26,6 +26,7 @@ from benchmarks.perf_ours import (
     prepare_run,
     relative_error,
     release_gradients,
+    strategy_scope,
     timing_row,
 )
 from benchmarks.perf_settings import PerfSetting
@@ -213,44 +214,55 @@ def measure_peer(
     return timing_row(setting, "learn2learn", method, PEER_STRATEGY, None, samples, adapt, memory.mib)
 
 
-def paired_comparison(
+def paired_comparisons(
     l2l: ModuleType,
     setting: PerfSetting,
     method: str,
-    strategy: str,
+    strategies: list[str],
     batch: TaskBatch,
     device: torch.device,
     repeats: int,
     warmup: int,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Our `method` under `strategy` and learn2learn's, timed in alternation (ours, theirs, ours, ...)
-    on the same meta-batch. The speed-up is the median over pairs of theirs / ours: load from other
-    work on a shared machine that comes and goes then slows both sides of a pair alike, where
-    separately timed rows can catch different moments."""
-    ours = prepare_run(setting, method, strategy, batch, device, seed, with_gradient=False)
+) -> list[dict[str, Any]]:
+    """Our `method` under each of `strategies` against learn2learn's, timed in alternation on the same
+    meta-batch: every round times each strategy followed by learn2learn (ours 1, theirs, ours 2,
+    theirs, ...). The speed-up of a strategy is the median over its pairs of theirs / ours: load from
+    other work on a shared machine that comes and goes then slows both sides of a pair alike, where
+    separately timed rows can catch different moments, and the rounds sample every strategy over the
+    same minutes, so which one is fastest is not decided by when each was timed."""
     theirs, _, _ = peer_step(l2l, setting, method, batch, device, seed)
-    ours_ms: list[float] = []
-    theirs_ms: list[float] = []
+    runs = []
     try:
-        for _ in range(warmup):
-            ours.step()
-            theirs()
-        for _ in range(repeats):
-            ours_ms += time_calls(ours.step, device, 1, 0)
-            theirs_ms += time_calls(theirs, device, 1, 0)
+        for strategy in strategies:
+            with strategy_scope(strategy):
+                runs.append(prepare_run(setting, method, strategy, batch, device, seed, with_gradient=False))
+        ours_ms: list[list[float]] = [[] for _ in runs]
+        theirs_ms: list[list[float]] = [[] for _ in runs]
+        for round_index in range(warmup + repeats):
+            for i, (strategy, run) in enumerate(zip(strategies, runs, strict=True)):
+                with strategy_scope(strategy):
+                    ours = time_calls(run.step, device, 1, 0)
+                peer = time_calls(theirs, device, 1, 0)
+                if round_index >= warmup:
+                    ours_ms[i] += ours
+                    theirs_ms[i] += peer
     finally:
-        release_gradients(ours.params)
-    return {
-        "setting": setting.key,
-        "method": method,
-        "strategy": strategy,
-        "ours_ms": summarize(ours_ms),
-        "peer_ms": summarize(theirs_ms),
-        "speedup": summarize([t / o for t, o in zip(theirs_ms, ours_ms, strict=True)]),
-        "ours_samples": ours_ms,
-        "peer_samples": theirs_ms,
-    }
+        for run in runs:
+            release_gradients(run.params)
+    return [
+        {
+            "setting": setting.key,
+            "method": method,
+            "strategy": strategy,
+            "ours_ms": summarize(ours),
+            "peer_ms": summarize(peer),
+            "speedup": summarize([t / o for t, o in zip(peer, ours, strict=True)]),
+            "ours_samples": ours,
+            "peer_samples": peer,
+        }
+        for strategy, ours, peer in zip(strategies, ours_ms, theirs_ms, strict=True)
+    ]
 
 
 def missing_peer_row(setting: PerfSetting, method: str, status: str) -> dict[str, Any]:

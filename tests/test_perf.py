@@ -99,9 +99,8 @@ def test_learn2learn_rows_and_cross_check(measured: dict):
     else:
         assert all(r["ms"]["median"] > 0 for r in peers)
         assert {c["method"] for c in measured["cross_checks"]} == {"maml", "fomaml"}
-        pairs = {p["method"]: p for p in measured["paired"]}
-        assert set(pairs) == {"maml", "fomaml"}
-        for p in pairs.values():
+        assert {p["method"] for p in measured["paired"]} == {"maml", "fomaml"}
+        for p in measured["paired"]:
             assert len(p["ours_samples"]) == len(p["peer_samples"]) == 2
             ratios = sorted(t / o for t, o in zip(p["peer_samples"], p["ours_samples"], strict=True))
             assert p["speedup"]["median"] == pytest.approx(sum(ratios) / 2)
@@ -359,15 +358,16 @@ def test_precision_and_autotuner_scopes_restore_the_flags():
     assert after == saved
 
 
-def test_the_paired_comparison_skips_flagged_and_tf32_rows(monkeypatch):
-    """learn2learn is compared with our fastest strategy that computes the same thing in full float32."""
+def test_the_paired_comparison_skips_flagged_tf32_and_slow_rows(monkeypatch):
+    """learn2learn is compared with each of our strategies that computes the same thing in full float32
+    and is within PAIR_CANDIDATE_FACTOR of the fastest of them, fastest row first."""
     chosen = []
 
-    def fake_pair(l2l, setting, method, strategy, *args):
-        chosen.append(strategy)
-        return {"ours_ms": {"median": 1.0}, "peer_ms": {"median": 2.0}, "speedup": {"median": 2.0}}
+    def fake_pairs(l2l, setting, method, strategies, *args):
+        chosen.extend(strategies)
+        return []
 
-    monkeypatch.setattr(perf, "paired_comparison", fake_pair)
+    monkeypatch.setattr(perf, "paired_comparisons", fake_pairs)
 
     def row(strategy: str, ms: float, ok: bool | None) -> dict:
         return {
@@ -379,9 +379,66 @@ def test_the_paired_comparison_skips_flagged_and_tf32_rows(monkeypatch):
             "numerics_ok": ok,
         }
 
-    rows = [row("vmap+tf32", 1.0, True), row("vmap+unfold", 2.0, False), row("loop", 4.0, None), row("vmap", 3.0, True)]
+    slow = 3.0 * perf.PAIR_CANDIDATE_FACTOR + 0.5
+    rows = [
+        row("vmap+tf32", 1.0, True),
+        row("vmap+unfold", 2.0, False),
+        row("loop", 4.0, None),
+        row("vmap", 3.0, True),
+        row("batched", slow, True),
+    ]
     perf._paired(None, tiny_setting(), "maml", rows, None, CPU, 1, 0, 0, lambda _: None)
-    assert chosen == ["vmap"]
+    assert chosen == ["vmap", "loop"]
+
+
+def test_paired_comparisons_alternate_each_strategy_with_learn2learn(monkeypatch):
+    """Every round times each strategy followed by learn2learn; warm-up rounds are not kept; each
+    strategy's speed-up is the median of its own pairs."""
+    import benchmarks.perf_peers as perf_peers
+
+    calls: list[str] = []
+    clock = iter(range(1, 1000))
+
+    class FakeRun:
+        def __init__(self, strategy: str):
+            self.params: dict = {}
+            self.step = lambda: calls.append(strategy)
+
+    monkeypatch.setattr(perf_peers, "peer_step", lambda *args: ((lambda: calls.append("l2l")), None, None))
+    monkeypatch.setattr(perf_peers, "prepare_run", lambda setting, method, strategy, *args, **kw: FakeRun(strategy))
+
+    def fake_time_calls(fn, device, repeats, warmup):
+        fn()
+        return [float(next(clock))]
+
+    monkeypatch.setattr(perf_peers, "time_calls", fake_time_calls)
+    pairs = perf_peers.paired_comparisons(None, tiny_setting(), "maml", ["a", "b"], None, CPU, repeats=2, warmup=1)
+    assert calls == ["a", "l2l", "b", "l2l"] * 3
+    assert [p["strategy"] for p in pairs] == ["a", "b"]
+    # the clock ticks once per call: round 1 is warm-up (1-4), then a=5, l2l=6, b=7, l2l=8, a=9, ...
+    assert pairs[0]["ours_samples"] == [5.0, 9.0] and pairs[0]["peer_samples"] == [6.0, 10.0]
+    assert pairs[1]["ours_samples"] == [7.0, 11.0] and pairs[1]["peer_samples"] == [8.0, 12.0]
+    assert pairs[1]["speedup"]["median"] == pytest.approx((8 / 7 + 12 / 11) / 2)
+
+
+def test_the_paired_table_puts_the_fastest_in_pairs_first_and_in_bold():
+    from benchmarks.perf_report import _paired_table
+
+    def pair(strategy: str, speedup: float) -> dict:
+        ms = {"median": 1.0}
+        return {
+            "setting": "tiny",
+            "method": "maml",
+            "strategy": strategy,
+            "ours_ms": ms,
+            "peer_ms": ms,
+            "speedup": {"median": speedup, "iqr_fraction": 0.1},
+        }
+
+    data = {"settings": [{"key": "tiny"}], "paired": [pair("loop", 0.9), pair("batched", 1.4)]}
+    body = _paired_table(data, "cpu")[2:]
+    assert "| batched |" in body[0] and "**1.40x**" in body[0]
+    assert "| loop |" in body[1] and "**" not in body[1]
 
 
 def test_auto_execution_follows_the_measured_defaults_and_names_its_perf_row():
