@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +229,8 @@ def _paired_text(options: dict[str, Any]) -> str:
 
 
 def _paired_table(data: dict[str, Any], device: str) -> list[str]:
-    """One row per paired strategy; per setting and method the fastest in pairs first, its speed-up in bold."""
+    """One row per paired strategy; per setting and method the fastest in pairs first, its speed-up in
+    bold where several were paired."""
     header = ["device", "setting", "method", "our strategy", "ours ms", "learn2learn ms", "speed-up", "spread"]
     order = [s["key"] for s in data["settings"]]
     methods = list(PEER_METHODS)
@@ -237,10 +238,12 @@ def _paired_table(data: dict[str, Any], device: str) -> list[str]:
         data["paired"],
         key=lambda p: (order.index(p["setting"]), methods.index(p["method"]), -p["speedup"]["median"]),
     )
+    counts = Counter((p["setting"], p["method"]) for p in pairs)
     rows, seen = [], set()
     for p in pairs:
-        best = (p["setting"], p["method"]) not in seen
-        seen.add((p["setting"], p["method"]))
+        key = (p["setting"], p["method"])
+        best = key not in seen and counts[key] > 1
+        seen.add(key)
         speedup = _ratio(p["speedup"]["median"])
         rows.append(
             [

@@ -439,6 +439,8 @@ def test_the_paired_table_puts_the_fastest_in_pairs_first_and_in_bold():
     body = _paired_table(data, "cpu")[2:]
     assert "| batched |" in body[0] and "**1.40x**" in body[0]
     assert "| loop |" in body[1] and "**" not in body[1]
+    alone = _paired_table({**data, "paired": data["paired"][:1]}, "cpu")[2:]
+    assert "**" not in alone[0]  # nothing to single out
 
 
 def test_auto_execution_follows_the_measured_defaults_and_names_its_perf_row():
