@@ -23,6 +23,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from typing import IO
 
 import torch
 
@@ -118,24 +119,33 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     revision, dirty = git_revision()
-    lines = [
+    header = (
         f"device {device} ({device_name(device)}), torch {torch.__version__}, git {revision}"
         + (" with uncommitted changes" if dirty else "")
         + f", {args.rounds} rounds"
-    ]
-    print(lines[0], flush=True)
-    for setting in select_settings(default_settings(device), args.settings):
-        for method in args.methods.split(","):
-            try:
-                new = measure(setting, method, strategy, device, args.rounds)
-            except Exception as e:  # one method that cannot be compiled must not lose the others
-                new = [f"{setting.key} {method} [{strategy}]: failed: {type(e).__name__}: {str(e)[:300]}"]
-            for line in new:
-                print(line, flush=True)
-            lines.extend(new)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
+    )
+    out = open(args.out, "w") if args.out else None  # noqa: SIM115 (written line by line, below)
+    try:
+        # every line is kept as soon as it is measured: a run stopped by a time limit keeps the finished ones
+        emit(header, out)
+        for setting in select_settings(default_settings(device), args.settings):
+            for method in args.methods.split(","):
+                try:
+                    lines = measure(setting, method, strategy, device, args.rounds)
+                except Exception as e:  # one method that cannot be compiled must not lose the others
+                    lines = [f"{setting.key} {method} [{strategy}]: failed: {type(e).__name__}: {str(e)[:300]}"]
+                for line in lines:
+                    emit(line, out)
+    finally:
+        if out is not None:
+            out.close()
+
+
+def emit(line: str, out: IO[str] | None) -> None:
+    print(line, flush=True)
+    if out is not None:
+        out.write(line + "\n")
+        out.flush()
 
 
 if __name__ == "__main__":
