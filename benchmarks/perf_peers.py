@@ -242,11 +242,11 @@ def paired_comparisons(
         for round_index in range(warmup + repeats):
             for i, (strategy, run) in enumerate(zip(strategies, runs, strict=True)):
                 with strategy_scope(strategy):
-                    ours = time_calls(run.step, device, 1, 0)
-                peer = time_calls(theirs, device, 1, 0)
+                    ours_call = time_calls(run.step, device, 1, 0)
+                peer_call = time_calls(theirs, device, 1, 0)
                 if round_index >= warmup:
-                    ours_ms[i] += ours
-                    theirs_ms[i] += peer
+                    ours_ms[i] += ours_call
+                    theirs_ms[i] += peer_call
     finally:
         for run in runs:
             release_gradients(run.params)

@@ -419,9 +419,10 @@ def render_readme(data: dict[str, Any]) -> str:
         "strategy carries `+tf32`; `+unfold`: im2col + matrix-product convolutions instead of cuDNN's; `+shifted`: "
         "convolutions as nine shifted views times kernel taps; `+bench`: cuDNN's autotuner on; `+nhwc`: the "
         "batched strategy's grouped convolutions in NHWC memory (layers 2-4); `+nhwc-all`: every layer of the "
-        "passes of 16 or more rows per task in NHWC, except passes differentiated twice (second-order MAML's "
-        "support pass), each batch norm's input centred first (backbones.centre_channels). Regenerate "
-        "this page and the plot without measuring: `python -m benchmarks perf --from-json <this folder>/perf.json`.",
+        "passes of at least 16 x 28 x 28 input pixels per task (backbones.large_pass) in NHWC, except passes "
+        "differentiated twice (second-order MAML's support passes), each batch norm's input centred first "
+        "(backbones.centre_channels). Regenerate this page and the plot without measuring: "
+        "`python -m benchmarks perf --from-json <this folder>/perf.json`.",
         "",
         "## Settings",
         "",
