@@ -51,6 +51,7 @@ from benchmarks.perf_peers import (
     measure_peer,
     missing_peer_row,
     paired_comparisons,
+    speedup_interval,
 )
 from benchmarks.perf_report import render_readme, write_plot
 from benchmarks.perf_settings import PerfSetting, default_settings, select_settings, synthetic_batch
@@ -337,10 +338,13 @@ def _paired(
         progress(f"   paired comparison of {method}: {_failure(e)}")
         return []
     for pair in pairs:
+        interval = speedup_interval(pair)
         progress(
             f"   paired, alternating iterations: {method} [{pair['strategy']}] {pair['ours_ms']['median']:.2f} ms vs "
             f"learn2learn {pair['peer_ms']['median']:.2f} ms: ours {pair['speedup']['median']:.2f}x faster "
-            "(median over pairs)"
+            "(median over pairs"
+            + ("" if interval is None else f", 95% CI {interval.low:.2f}-{interval.high:.2f}x")
+            + ")"
         )
     return pairs
 

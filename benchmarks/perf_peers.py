@@ -31,6 +31,7 @@ from benchmarks.perf_ours import (
 )
 from benchmarks.perf_settings import PerfSetting
 from benchmarks.perf_timing import PeakMemory, summarize, time_calls
+from benchmarks.stats import MedianCI, median_ci
 from benchmarks.tasks import TaskBatch
 
 # Second- and first-order meta-gradients of both libraries must agree to this relative error (float32).
@@ -257,12 +258,22 @@ def paired_comparisons(
             "strategy": strategy,
             "ours_ms": summarize(ours),
             "peer_ms": summarize(peer),
-            "speedup": summarize([t / o for t, o in zip(peer, ours, strict=True)]),
+            "speedup": summarize(_speedups(peer, ours)),
             "ours_samples": ours,
             "peer_samples": peer,
         }
         for strategy, ours, peer in zip(strategies, ours_ms, theirs_ms, strict=True)
     ]
+
+
+def _speedups(peer_ms: list[float], ours_ms: list[float]) -> list[float]:
+    return [t / o for t, o in zip(peer_ms, ours_ms, strict=True)]
+
+
+def speedup_interval(pair: dict[str, Any]) -> MedianCI | None:
+    """95% distribution-free interval of a paired comparison's median speed-up, from its per-pair
+    ratios (stats.median_ci); None with too few pairs for one."""
+    return median_ci(_speedups(pair["peer_samples"], pair["ours_samples"]))
 
 
 def missing_peer_row(setting: PerfSetting, method: str, status: str) -> dict[str, Any]:

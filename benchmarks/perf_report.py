@@ -9,7 +9,7 @@ from typing import Any
 
 from benchmarks.methods import METHODS
 from benchmarks.perf_ours import FLOOR_LIMIT, agreement_verdict, numerics_verdict, same_function
-from benchmarks.perf_peers import PEER_METHODS
+from benchmarks.perf_peers import PEER_METHODS, speedup_interval
 from benchmarks.perf_projection import project_grid
 
 PROJECTED_GRIDS = ("paper", "ablations")
@@ -210,6 +210,13 @@ def _fastest_table(data: dict[str, Any], device: str) -> list[str]:
     return _table(header, rows)
 
 
+_INTERVAL_TEXT = (
+    " 95% CI: distribution-free confidence interval of the median speed-up, two order statistics of the "
+    "per-pair ratios (the sign test inverted; coverage 96.1% with 9 pairs, 95.9% with 20; '-' with fewer than "
+    "6 pairs); it assumes the pairs independent, which drifting load on a shared machine can break."
+)
+
+
 def _paired_text(options: dict[str, Any]) -> str:
     factor = options.get("pair_candidate_factor")
     if factor is None:  # measured before several strategies were paired
@@ -217,6 +224,7 @@ def _paired_text(options: dict[str, Any]) -> str:
             "Our fastest strategy of the method (table above) and learn2learn's, timed in alternation on the same "
             "meta-batch, so that load from other work hits both sides of each pair alike. Speed-up: median over "
             "pairs of learn2learn's ms / ours (above 1: ours is faster); spread as above, of the per-pair ratios."
+            + _INTERVAL_TEXT
         )
     return (
         "Each of our full-float32 strategies of the method that passed its numerics check and whose row median "
@@ -224,14 +232,24 @@ def _paired_text(options: dict[str, Any]) -> str:
         "the same meta-batch: every round times each strategy followed by learn2learn, so that load from other "
         "work hits both sides of each pair alike and every strategy is sampled over the same minutes. Speed-up: "
         "median over pairs of learn2learn's ms / ours (above 1: ours is faster), in bold for the method's fastest "
-        "strategy in pairs; spread as above, of the per-pair ratios."
+        "strategy in pairs; spread as above, of the per-pair ratios." + _INTERVAL_TEXT
     )
 
 
 def _paired_table(data: dict[str, Any], device: str) -> list[str]:
     """One row per paired strategy; per setting and method the fastest in pairs first, its speed-up in
     bold where several were paired."""
-    header = ["device", "setting", "method", "our strategy", "ours ms", "learn2learn ms", "speed-up", "spread"]
+    header = [
+        "device",
+        "setting",
+        "method",
+        "our strategy",
+        "ours ms",
+        "learn2learn ms",
+        "speed-up",
+        "95% CI",
+        "spread",
+    ]
     order = [s["key"] for s in data["settings"]]
     methods = list(PEER_METHODS)
     pairs = sorted(
@@ -245,6 +263,7 @@ def _paired_table(data: dict[str, Any], device: str) -> list[str]:
         best = key not in seen and counts[key] > 1
         seen.add(key)
         speedup = _ratio(p["speedup"]["median"])
+        interval = speedup_interval(p)
         rows.append(
             [
                 device,
@@ -254,6 +273,7 @@ def _paired_table(data: dict[str, Any], device: str) -> list[str]:
                 _ms(p["ours_ms"]["median"]),
                 _ms(p["peer_ms"]["median"]),
                 f"**{speedup}**" if best else speedup,
+                "-" if interval is None else f"{interval.low:.2f}-{interval.high:.2f}x",
                 f"{100 * p['speedup']['iqr_fraction']:.0f}%",
             ]
         )

@@ -421,26 +421,42 @@ def test_paired_comparisons_alternate_each_strategy_with_learn2learn(monkeypatch
     assert pairs[1]["speedup"]["median"] == pytest.approx((8 / 7 + 12 / 11) / 2)
 
 
+def _pair(strategy: str, speedup: float, ratios: list[float]) -> dict:
+    """A paired comparison as perf stores it: ours 2 ms each round, learn2learn 2 ms x each ratio."""
+    ms = {"median": 1.0}
+    return {
+        "setting": "tiny",
+        "method": "maml",
+        "strategy": strategy,
+        "ours_ms": ms,
+        "peer_ms": ms,
+        "speedup": {"median": speedup, "iqr_fraction": 0.1},
+        "ours_samples": [2.0] * len(ratios),
+        "peer_samples": [2.0 * r for r in ratios],
+    }
+
+
 def test_the_paired_table_puts_the_fastest_in_pairs_first_and_in_bold():
     from benchmarks.perf_report import _paired_table
 
-    def pair(strategy: str, speedup: float) -> dict:
-        ms = {"median": 1.0}
-        return {
-            "setting": "tiny",
-            "method": "maml",
-            "strategy": strategy,
-            "ours_ms": ms,
-            "peer_ms": ms,
-            "speedup": {"median": speedup, "iqr_fraction": 0.1},
-        }
-
-    data = {"settings": [{"key": "tiny"}], "paired": [pair("loop", 0.9), pair("batched", 1.4)]}
+    nine = [1.0] * 9
+    data = {"settings": [{"key": "tiny"}], "paired": [_pair("loop", 0.9, nine), _pair("batched", 1.4, nine)]}
     body = _paired_table(data, "cpu")[2:]
     assert "| batched |" in body[0] and "**1.40x**" in body[0]
     assert "| loop |" in body[1] and "**" not in body[1]
     alone = _paired_table({**data, "paired": data["paired"][:1]}, "cpu")[2:]
     assert "**" not in alone[0]  # nothing to single out
+
+
+def test_the_paired_table_gives_the_interval_of_the_median_speedup():
+    """Nine pairs: the 2nd and 8th smallest per-pair ratios (96.1% coverage); five pairs: none."""
+    from benchmarks.perf_report import _paired_table
+
+    ratios = [1.5, 0.9, 1.3, 1.1, 1.8, 1.0, 1.2, 1.4, 1.6]  # shuffled 0.9 .. 1.8
+    data = {"settings": [{"key": "tiny"}], "paired": [_pair("batched", 1.3, ratios)]}
+    assert "| 1.30x | 1.00-1.60x |" in _paired_table(data, "cpu")[2]
+    data["paired"] = [_pair("batched", 1.3, ratios[:5])]
+    assert "| 1.30x | - |" in _paired_table(data, "cpu")[2]
 
 
 def test_auto_execution_follows_the_measured_defaults_and_names_its_perf_row():
