@@ -210,21 +210,29 @@ def _fastest_table(data: dict[str, Any], device: str) -> list[str]:
     return _table(header, rows)
 
 
-_INTERVAL_TEXT = (
-    " 95% CI: distribution-free confidence interval of the median speed-up, two order statistics of the "
-    "per-pair ratios (the sign test inverted; coverage 96.1% with 9 pairs, 95.9% with 20; '-' with fewer than "
-    "6 pairs); it assumes the pairs independent, which drifting load on a shared machine can break."
-)
+def _interval_text(pairs: list[dict[str, Any]]) -> str:
+    """What the 95% CI column is, with the coverage it actually has for the pair counts here."""
+    coverages = {}
+    for p in pairs:
+        interval = speedup_interval(p)
+        if interval is not None:
+            coverages[interval.n] = interval.coverage
+    reached = ", ".join(f"{100 * c:.1f}% with {n} pairs" for n, c in sorted(coverages.items()))
+    return (
+        " 95% CI: distribution-free confidence interval of the median speed-up, two order statistics of the "
+        f"per-pair ratios (the sign test inverted; coverage {reached or 'none reached'}; '-' with fewer than 6 "
+        "pairs); it assumes the pairs independent, which drifting load on a shared machine can break."
+    )
 
 
-def _paired_text(options: dict[str, Any]) -> str:
+def _paired_text(options: dict[str, Any], pairs: list[dict[str, Any]]) -> str:
     factor = options.get("pair_candidate_factor")
     if factor is None:  # measured before several strategies were paired
         return (
             "Our fastest strategy of the method (table above) and learn2learn's, timed in alternation on the same "
             "meta-batch, so that load from other work hits both sides of each pair alike. Speed-up: median over "
             "pairs of learn2learn's ms / ours (above 1: ours is faster); spread as above, of the per-pair ratios."
-            + _INTERVAL_TEXT
+            + _interval_text(pairs)
         )
     return (
         "Each of our full-float32 strategies of the method that passed its numerics check and whose row median "
@@ -232,7 +240,7 @@ def _paired_text(options: dict[str, Any]) -> str:
         "the same meta-batch: every round times each strategy followed by learn2learn, so that load from other "
         "work hits both sides of each pair alike and every strategy is sampled over the same minutes. Speed-up: "
         "median over pairs of learn2learn's ms / ours (above 1: ours is faster), in bold for the method's fastest "
-        "strategy in pairs; spread as above, of the per-pair ratios." + _INTERVAL_TEXT
+        "strategy in pairs; spread as above, of the per-pair ratios." + _interval_text(pairs)
     )
 
 
@@ -472,7 +480,7 @@ def render_readme(data: dict[str, Any]) -> str:
     lines += _main_table(data, device)
     if data.get("paired"):
         lines += ["", "## Paired comparison with learn2learn (alternating iterations)", ""]
-        lines += [_paired_text(data["options"]), ""]
+        lines += [_paired_text(data["options"], data["paired"]), ""]
         lines += _paired_table(data, device)
     lines += [
         "",
