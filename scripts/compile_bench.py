@@ -15,9 +15,6 @@ median milliseconds of the eager and the compiled call, timed in alternating rou
 load then touches both alike), the median per-round ratio eager/compiled, the first compiled call's
 time (compilation included), and the relative difference of the compiled meta-gradient from the
 eager one at the same initial parameters (float32 rounding moves it; the perf floor says how far).
-The step's line also gives the same difference in float64 (both computed in float64 from the
-loop's initial parameters, as perf's float64 check): at most perf's SAME_FUNCTION_RTOL, the
-compiled passes compute the eager function, and the float32 difference is rounding alone.
 """
 
 from __future__ import annotations
@@ -33,19 +30,9 @@ import torch
 from baselines.maml import DIFFERENTIATED_TWICE
 from benchmarks.environment import device_name, git_revision, resolve_device
 from benchmarks.heap import retain_freed_memory
-from benchmarks.perf_ours import (
-    SAME_FUNCTION_RTOL,
-    PreparedRun,
-    flat_gradient,
-    float64_gradient,
-    initial_parameters,
-    prepare_run,
-    relative_error,
-    release_gradients,
-)
-from benchmarks.perf_settings import PerfSetting, default_settings, select_settings, synthetic_batch
+from benchmarks.perf_ours import PreparedRun, flat_gradient, prepare_run, relative_error, release_gradients
+from benchmarks.perf_settings import default_settings, select_settings, synthetic_batch
 from benchmarks.perf_timing import time_calls
-from benchmarks.tasks import TaskBatch
 
 
 def compile_backbone(run: PreparedRun) -> None:
@@ -81,28 +68,11 @@ def compare(name: str, eager: Callable, compiled: Callable, device: torch.device
     return f"{name} {times}, first compiled call {first:.0f} ms"
 
 
-def float64_difference(
-    setting: PerfSetting, method: str, strategy: str, batch: TaskBatch, device: torch.device
-) -> tuple[float, str]:
-    """The compiled float64 meta-gradient against the eager float64 one, both from the loop's initial
-    parameters, and whether that makes them the same function (perf's SAME_FUNCTION_RTOL)."""
-    start = initial_parameters(setting, method, batch, device, 0)
-    eager = float64_gradient(setting, method, batch, device, 0, strategy, params=start)
-    run = prepare_run(setting, method, strategy, batch, device, 0, with_gradient=False)
-    compile_backbone(run)
-    params64 = {k: v.double().requires_grad_(True) for k, v in start.items()}
-    batch64 = TaskBatch(batch.support_x.double(), batch.support_y, batch.query_x.double(), batch.query_y)
-    compiled = flat_gradient(run.learner.meta_gradients(params64, batch64).gradients)
-    difference = relative_error(compiled, eager)
-    return difference, "same function" if difference <= SAME_FUNCTION_RTOL else "DIFFERS"
-
-
-def measure(setting: PerfSetting, method: str, strategy: str, device: torch.device, rounds: int) -> list[str]:
+def measure(setting, method: str, strategy: str, device: torch.device, rounds: int) -> list[str]:
     torch._dynamo.reset()  # every module compiles afresh: no recompile limit carried over
     config = setting.config(method)
     batch = synthetic_batch(setting, config["meta_batch"], config["query_train"], 0, device)
     episode = synthetic_batch(setting, 1, config["query_test"], 1, device)
-    difference64, verdict64 = float64_difference(setting, method, strategy, batch, device)
     eager = prepare_run(setting, method, strategy, batch, device, 0)
     compiled = prepare_run(setting, method, strategy, batch, device, 0, with_gradient=False)
     compile_backbone(compiled)
@@ -115,8 +85,7 @@ def measure(setting: PerfSetting, method: str, strategy: str, device: torch.devi
         label = f"{setting.key} {method} [{strategy}]"
         lines = [
             compare(f"{label} step:", eager.step, compiled.step, device, rounds)
-            + f", first meta-gradient {compile_s:.1f} s (compilation), meta-gradient rel. difference {difference:.1e}"
-            + f" (float64: {difference64:.1e}, {verdict64})",
+            + f", first meta-gradient {compile_s:.1f} s (compilation), meta-gradient rel. difference {difference:.1e}",
             compare(
                 f"{label} adaptation:",
                 lambda: eager.learner.evaluate(eager.params, episode),
