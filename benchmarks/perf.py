@@ -25,6 +25,7 @@ from benchmarks.environment import environment, resolve_device
 from benchmarks.execution import apply_precision
 from benchmarks.heap import retain_freed_memory
 from benchmarks.methods import METHODS, method_spec
+from benchmarks.perf_memory import protocol_memory
 from benchmarks.perf_ours import (
     FLOOR_FACTOR,
     FLOOR_ORDERS,
@@ -55,7 +56,7 @@ from benchmarks.perf_peers import (
 )
 from benchmarks.perf_report import render_readme, write_plot
 from benchmarks.perf_settings import PerfSetting, default_settings, select_settings, synthetic_batch
-from benchmarks.perf_timing import CPU_MEMORY_MEASURE, CUDA_MEMORY_MEASURE
+from benchmarks.perf_timing import CPU_MEMORY_MEASURE, CUDA_MEMORY_MEASURE, TENSOR_MEMORY_MEASURE
 from benchmarks.store import atomic_write_bytes, atomic_write_json
 
 SCHEMA = 1
@@ -80,6 +81,8 @@ def _progress_line(device_name: str, row: dict[str, Any]) -> str:
     if row["ms"] is None:
         return f"{device_name} | {row['setting']} | {row['implementation']} {row['method']} | {row['status']}"
     memory = "n/a" if row["peak_mib"] is None else f"{row['peak_mib']:.1f} MiB"
+    if row.get("tensor_mib") is not None:
+        memory += f" (tensors {row['tensor_mib']:.1f} MiB)"
     check = "" if row["grad_rel_err_vs_loop"] is None else f" | grad err vs loop {row['grad_rel_err_vs_loop']:.1e}"
     if row.get("tolerance") is not None:
         verdict = {True: "", False: ", FLAGGED", None: ", inconclusive"}[row["numerics_ok"]]
@@ -181,11 +184,13 @@ def measure(
             "same_function_rtol": SAME_FUNCTION_RTOL,
             "pair_candidate_factor": PAIR_CANDIDATE_FACTOR,
             "memory_measure": CUDA_MEMORY_MEASURE if device.type == "cuda" else CPU_MEMORY_MEASURE,
+            "tensor_memory_measure": TENSOR_MEMORY_MEASURE,
         },
         "settings": [],
         "rows": [],
         "cross_checks": [],
         "paired": [],
+        "protocol_memory": [],
     }
     done = continue_from(previous, data) if previous is not None else set()
     rows, checks = data["rows"], data["cross_checks"]
@@ -265,6 +270,8 @@ def measure(
                     pairs = _paired(l2l, setting, method, rows, batch, device, repeats, warmup, seed, progress)
                     data["paired"] += pairs
                     _free(device)
+        data["protocol_memory"] += protocol_memory(setting, methods, strategies, l2l, device, seed, progress)
+        _free(device)
         data["settings"].append(setting.describe())
         if on_setting_done is not None:
             on_setting_done(data)
@@ -294,8 +301,8 @@ def continue_from(previous: dict[str, Any], data: dict[str, Any]) -> set[str]:
         raise ValueError(
             "cannot resume the earlier perf run: " + "; ".join(obstacles) + ". Measure afresh (without --resume)."
         )
-    for key in ("settings", "rows", "cross_checks", "paired"):
-        data[key] = list(previous[key])
+    for key in ("settings", "rows", "cross_checks", "paired", "protocol_memory"):
+        data[key] = list(previous.get(key, []))
     data["resumed"] = [*previous.get("resumed", []), data["created"]]
     data["created"] = previous["created"]
     return {s["key"] for s in previous["settings"]}

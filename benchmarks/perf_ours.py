@@ -18,7 +18,7 @@ from benchmarks.execution import GRAPHED, Execution, backend_scope, resolve_exec
 from benchmarks.meta_learner import STRATEGIES, MetaLearner, StepResult
 from benchmarks.methods import build_inner, build_outer, build_regularizer
 from benchmarks.perf_settings import PerfSetting
-from benchmarks.perf_timing import PeakMemory, summarize, time_calls
+from benchmarks.perf_timing import PeakMemory, summarize, tensor_memory_mib, time_calls
 from benchmarks.tasks import TaskBatch
 
 Params = dict[str, Tensor]
@@ -358,9 +358,12 @@ def measure_ours(
                 raise
         try:
             adapt = time_calls(lambda: run.learner.evaluate(run.params, eval_task), device, repeats, warmup)
+            # a CUDA-graph replay allocates nothing and runs no operator the count could see
+            tensors = None if run.execution.graph else tensor_memory_mib(run.step, device)
         finally:
             release_gradients(run.params)
-    row = timing_row(setting, "amfs-bench", method, strategy, run.execution.as_dict(), samples, adapt, memory.mib)
+    execution = run.execution.as_dict()
+    row = timing_row(setting, "amfs-bench", method, strategy, execution, samples, adapt, memory.mib, tensors)
     return row, run.initial_gradient
 
 
@@ -373,6 +376,7 @@ def timing_row(
     samples: list[float] | None = None,
     adapt: list[float] | None = None,
     peak_mib: float | None = None,
+    tensor_mib: float | None = None,
     status: str = "measured",
 ) -> dict[str, Any]:
     """One row of the perf table, ours or a peer's. A row without samples (failed, or a peer that is
@@ -388,6 +392,7 @@ def timing_row(
         "adapt_ms": summarize(adapt) if adapt else None,
         "adapt_ms_samples": adapt or [],
         "peak_mib": peak_mib,
+        "tensor_mib": tensor_mib,
         "status": status,
         **empty_numerics(),
     }

@@ -30,7 +30,7 @@ from benchmarks.perf_ours import (
     timing_row,
 )
 from benchmarks.perf_settings import PerfSetting
-from benchmarks.perf_timing import PeakMemory, summarize, time_calls
+from benchmarks.perf_timing import PeakMemory, summarize, tensor_memory_mib, time_calls
 from benchmarks.stats import MedianCI, median_ci
 from benchmarks.tasks import TaskBatch
 
@@ -38,6 +38,7 @@ from benchmarks.tasks import TaskBatch
 PEER_RTOL = 1e-4
 PEER_METHODS = {"maml": False, "fomaml": True}  # our method name -> learn2learn first_order
 PEER_STRATEGY = "clone/adapt loop"
+PEER_LABELS = {"maml": "MAML (2nd order)", "fomaml": "FO-MAML"}  # as the reports name them
 
 
 def import_learn2learn() -> tuple[ModuleType | None, str]:
@@ -212,7 +213,8 @@ def measure_peer(
     adapt = time_calls(
         lambda: _l2l_test_adaptation(maml, eval_task, config["inner.steps_test"]), device, repeats, warmup
     )
-    return timing_row(setting, "learn2learn", method, PEER_STRATEGY, None, samples, adapt, memory.mib)
+    tensors = tensor_memory_mib(step, device)
+    return timing_row(setting, "learn2learn", method, PEER_STRATEGY, None, samples, adapt, memory.mib, tensors)
 
 
 def paired_comparisons(

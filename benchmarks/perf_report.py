@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.methods import METHODS
+from benchmarks.perf_memory import protocol_memory_lines
 from benchmarks.perf_ours import FLOOR_LIMIT, agreement_verdict, numerics_verdict, same_function
-from benchmarks.perf_peers import PEER_METHODS, speedup_interval
+from benchmarks.perf_peers import PEER_LABELS, PEER_METHODS, speedup_interval
 from benchmarks.perf_projection import project_grid
 
 PROJECTED_GRIDS = ("paper", "ablations")
-PEER_LABELS = {"maml": "MAML (2nd order)", "fomaml": "FO-MAML"}
 
 
 def _ms(value: float | None) -> str:
@@ -62,6 +62,10 @@ def _peer_ms(data: dict[str, Any], setting: str, method: str) -> float | None:
     return None
 
 
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def _speedup(peer: float | None, ours: dict | None) -> float | None:
     return None if peer is None or ours is None else peer / ours["median"]
 
@@ -77,6 +81,7 @@ def _main_table(data: dict[str, Any], device: str) -> list[str]:
         "spread",
         "adaptation ms / episode",
         "peak memory MiB",
+        "tensor memory MiB",
         "grad rel. err. vs loop",
         "vs float64",
         "tolerance",
@@ -89,6 +94,10 @@ def _main_table(data: dict[str, Any], device: str) -> list[str]:
     with_float64 = "same_function_rtol" in data["options"]
     if not with_float64:
         header.remove("float64 vs loop")
+    # nor those older than the tensor count a column of it
+    with_tensors = "tensor_memory_measure" in data["options"]
+    if not with_tensors:
+        header.remove("tensor memory MiB")
     rows = []
     for r in sorted_rows(data):
         if r["ms"] is None:
@@ -113,6 +122,7 @@ def _main_table(data: dict[str, Any], device: str) -> list[str]:
                 f"{100 * r['ms']['iqr_fraction']:.0f}%",
                 _ms(r["adapt_ms"]["median"]),
                 "n/a" if r["peak_mib"] is None else f"{r['peak_mib']:.1f}",
+                *([_mib(r.get("tensor_mib"))] if with_tensors else []),
                 _sci(r["grad_rel_err_vs_loop"]) if ours else "-",
                 _sci(r.get("grad_rel_err_vs_float64")) if ours else "-",
                 _sci(tolerance) if ours and r["grad_rel_err_vs_loop"] is not None else "-",
@@ -473,6 +483,7 @@ def render_readme(data: dict[str, Any]) -> str:
         "- adaptation: test-time adaptation of one episode (MetaLearner.evaluate on one task with the test steps; "
         "learn2learn: clone + first-order adapt steps + query accuracy).",
         f"- peak memory: {options['memory_measure']}.",
+        *([f"- tensor memory: {options['tensor_memory_measure']}."] if "tensor_memory_measure" in options else []),
         _tolerance_text(options),
         "- vs l2l MAML / FO-MAML: learn2learn's ms / this row's ms in the same run (above 1: this row is faster).",
         "",
@@ -482,6 +493,7 @@ def render_readme(data: dict[str, Any]) -> str:
         lines += ["", "## Paired comparison with learn2learn (alternating iterations)", ""]
         lines += [_paired_text(data["options"], data["paired"]), ""]
         lines += _paired_table(data, device)
+    lines += protocol_memory_lines(data, device)
     lines += [
         "",
         "## Fastest strategy per method",

@@ -11,6 +11,12 @@ set high-water mark (Linux VmHWM, reset through /proc/self/clear_refs) over the 
 before the calls, after freed heap memory was handed back to the system (malloc_trim). The CPU
 figure misses memory the allocator reuses from pages it still holds, so it is a lower bound; where
 /proc or glibc is missing it is None ("n/a"), never a guess.
+
+Tensor memory (TensorMemory), on any device: the most bytes of tensor storage created during one
+call and alive at the same time, counted per storage by a dispatch mode that sees every operator
+(backward included). It is what a caching allocator's peak allocation would show, without the
+allocator's rounding and the libraries' workspaces, and it does not depend on what the process heap
+kept from earlier rows, so it is exact and repeatable on the CPU, where the resident set is neither.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ import gc
 import re
 import statistics
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from benchmarks.heap import release_freed_memory
 
@@ -31,6 +40,11 @@ CUDA_MEMORY_MEASURE = (
     "before the row, across its setup (parameters, optimiser, CUDA-graph capture) and timed calls, MiB"
 )
 CPU_MEMORY_MEASURE = "rise of the process's peak resident set (Linux VmHWM) over its size before the calls, MiB"
+TENSOR_MEMORY_MEASURE = (
+    "the most tensor storage created during one meta-iteration (after the timed ones) and alive at once, "
+    "counted per storage by a dispatch mode (perf_timing.TensorMemory): exact and repeatable on any device; "
+    "'-' for a CUDA-graph replay, which allocates nothing new, MiB"
+)
 
 
 def synchronize(device: torch.device) -> None:
@@ -116,3 +130,53 @@ class PeakMemory:
         peak = _proc_status_kib("VmHWM")
         if self._baseline_kib is not None and peak is not None:
             self.mib = max(peak - self._baseline_kib, 0) / 1024
+
+
+class TensorMemory(TorchDispatchMode):
+    """Context manager counting the storages that operators create inside it: `.peak_bytes` is the
+    largest total alive at once (see the module docstring), `.mib` the same in MiB. A storage is
+    counted once however many views share it, and leaves the total when it is freed. Storages that
+    existed before entering (parameters, the input batch) are not counted, nor credited when freed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live_bytes = 0
+        self.peak_bytes = 0
+        self._alive: set[int] = set()
+
+    @property
+    def mib(self) -> float:
+        return self.peak_bytes / 2**20
+
+    def _freed(self, key: int, nbytes: int) -> None:
+        self._alive.discard(key)
+        self.live_bytes -= nbytes
+
+    def _count(self, tensor: torch.Tensor) -> None:
+        # PyTorch keeps one Python object per live storage, so its id names the storage while it lives
+        storage = tensor.untyped_storage()
+        key = id(storage)
+        if key in self._alive:
+            return
+        nbytes = storage.nbytes()
+        self._alive.add(key)
+        self.live_bytes += nbytes
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        weakref.finalize(storage, self._freed, key, nbytes)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        out = func(*args, **(kwargs or {}))
+        for leaf in tree_leaves(out):
+            if isinstance(leaf, torch.Tensor) and leaf.layout == torch.strided and leaf.device.type != "meta":
+                self._count(leaf)
+        return out
+
+
+def tensor_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
+    """TensorMemory of one call of fn, in MiB."""
+    gc.collect()
+    synchronize(device)
+    with TensorMemory() as memory:
+        fn()
+        synchronize(device)
+    return memory.mib

@@ -66,13 +66,29 @@ def test_measure_times_every_method_and_strategy_and_writes_the_report(measured:
         assert r["ms"]["median"] > 0 and r["adapt_ms"]["median"] > 0
         assert len(r["ms_samples"]) == 2
         assert r["grad_rel_err_vs_loop"] < STRATEGY_RTOL and r["numerics_ok"], r
+        assert r["tensor_mib"] > 0
     readme = perf.write_reports(measured, tmp_path / "perf").read_text()
+    assert "| tensor memory MiB |" in readme and f"- tensor memory: {perf.TENSOR_MEMORY_MEASURE}." in readme
     for method in METHODS:
         assert f"| {method} | loop |" in readme and f"| {method} | vmap |" in readme
     assert measured["environment"]["device_name"] in readme
     assert f"heap: {measured['environment']['heap']}" in readme  # the heap policy the rows ran under
     assert (tmp_path / "perf" / "ms_per_iteration.png").stat().st_size > 0
     assert "CPU projections" in readme and "### Grid `paper`" in readme and "### Grid `ablations`" in readme
+
+
+def test_tensor_memory_is_counted_at_the_protocols_meta_batch_where_the_timed_one_is_reduced(measured: dict):
+    counted = measured["protocol_memory"]
+    ours = {(r["method"], r["strategy"]): r for r in counted if r["implementation"] == "amfs-bench"}
+    assert set(ours) == {(m, s) for m in METHODS for s in ("loop", "vmap", "batched", "batched+nhwc-all")}
+    assert all(r["meta_batch"] == 32 and r["tensor_mib"] > 0 for r in counted)  # Omniglot's protocol, not 2
+    # the loop frees each task's graph before the next; the batched step holds all 32 at once
+    assert ours[("maml", "batched")]["tensor_mib"] > 3 * ours[("maml", "loop")]["tensor_mib"]
+    peers = {r["method"] for r in counted if r["implementation"] == "learn2learn"}
+    assert peers == (set() if import_learn2learn()[0] is None else {"maml", "fomaml"})
+    readme = perf.render_readme(measured)
+    assert "## Tensor memory at the protocol's meta-batch" in readme
+    assert f"| tiny | 32 | amfs-bench | maml | loop | {ours[('maml', 'loop')]['tensor_mib']:.1f} |" in readme
 
 
 def test_readme_regenerates_identically_from_the_json(measured: dict, tmp_path: Path):
@@ -97,7 +113,7 @@ def test_learn2learn_rows_and_cross_check(measured: dict):
     if l2l is None:
         assert all(r["status"] == status and r["ms"] is None for r in peers)
     else:
-        assert all(r["ms"]["median"] > 0 for r in peers)
+        assert all(r["ms"]["median"] > 0 and r["tensor_mib"] > 0 for r in peers)
         assert {c["method"] for c in measured["cross_checks"]} == {"maml", "fomaml"}
         assert {p["method"] for p in measured["paired"]} == {"maml", "fomaml"}
         for p in measured["paired"]:
