@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from baselines.maml import DIFFERENTIATED_TWICE
 from benchmarks.backbones import backbone_forward, backbone_forward_tasks
 from benchmarks.tasks import TaskBatch
 
@@ -87,8 +88,10 @@ class MetaLearner:
         self.strategy = strategy
 
     def features(self, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
-        # Fused batch norm is exact outside vmap and much faster on the CPU (backbones.batch_norm).
-        return backbone_forward(self.backbone, params, x, stats_rows, fused_norm=self.strategy == "loop")
+        # Fused batch norm is exact outside vmap and much faster on the CPU; under vmap it is wrong
+        # only where a pass is differentiated twice (backbones.batch_norm)
+        fused = self.strategy == "loop" or not DIFFERENTIATED_TWICE.get()
+        return backbone_forward(self.backbone, params, x, stats_rows, fused_norm=fused)
 
     def task_features(self, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
         """Features of T tasks at once, each with its own parameters (leading task dimension)."""
@@ -144,8 +147,12 @@ class MetaLearner:
 
     def _combine(self, params: Params, stacked: Params) -> Params:
         """Outer-loop combination of per-task gradients {name: [T, ...]} -> {name: [...]}."""
+        flat = torch.cat([stacked[k].reshape(stacked[k].shape[0], -1) for k in params], dim=1)
+        return self._combine_flat(params, flat)
+
+    def _combine_flat(self, params: Params, flat: Tensor) -> Params:
+        """Outer-loop combination of per-task gradients [T, all parameters in params' order]."""
         names = list(params)
-        flat = torch.cat([stacked[k].reshape(stacked[k].shape[0], -1) for k in names], dim=1)
         combined = self.outer.combine(flat)
         out, offset = {}, 0
         for k in names:
@@ -207,19 +214,35 @@ class MetaLearner:
         return dict(zip(names, _gradients(objectives.mean(), [params[k] for k in names]), strict=True)), aux
 
     def _loop_gradients(self, params: Params, batch: TaskBatch, per_task: bool):
+        """One task at a time. Each task's gradients go straight into the running sum (mean outer
+        loop) or into their row of one [T, parameters] matrix (per-task outer loop), so that no list
+        of every task's gradients is kept beside them: with 32 Omniglot tasks that list and its stacked
+        copy held more memory than one task's activations."""
         names = list(params)
         tensors = [params[k] for k in names]
-        per_task_grads: list[tuple[Tensor, ...]] = []
+        t = batch.n_tasks
+        total: list[Tensor] | None = None
+        rows: Tensor | None = None
         auxes = []
-        for i in range(batch.n_tasks):
-            objective, aux = self._task_objective(params, *(t[i] for t in batch.tensors()))
-            per_task_grads.append(_gradients(objective, tensors))
+        for i in range(t):
+            objective, aux = self._task_objective(params, *(x[i] for x in batch.tensors()))
+            grads = _gradients(objective, tensors)
             auxes.append(aux)
+            if per_task:
+                if rows is None:
+                    rows = torch.empty(t, sum(g.numel() for g in grads), dtype=grads[0].dtype, device=grads[0].device)
+                torch.cat([g.reshape(-1) for g in grads], out=rows[i])
+            elif total is None:
+                total = [g.clone() for g in grads]  # accumulated in place; a gradient may be a view
+            else:
+                for acc, g in zip(total, grads, strict=True):
+                    acc.add_(g)
         aux = tuple(torch.stack(parts) for parts in zip(*auxes, strict=True))
-        stacked = {k: torch.stack([g[j] for g in per_task_grads]) for j, k in enumerate(names)}
         if per_task:
-            return self._combine(params, stacked), aux
-        return {k: v.mean(0) for k, v in stacked.items()}, aux
+            assert rows is not None
+            return self._combine_flat(params, rows), aux
+        assert total is not None
+        return {k: acc.div_(t) for k, acc in zip(names, total, strict=True)}, aux
 
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, params: Params, batch: TaskBatch) -> tuple[Tensor, Tensor]:

@@ -166,9 +166,12 @@ class TensorMemory(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         out = func(*args, **(kwargs or {}))
-        for leaf in tree_leaves(out):
-            if isinstance(leaf, torch.Tensor) and leaf.layout == torch.strided and leaf.device.type != "meta":
-                self._count(leaf)
+        # an output that aliases an input (a view, an in-place or out= result) is memory counted
+        # already, or memory that existed before: a slice of the input batch is not new memory
+        if all(r.alias_info is None for r in func._schema.returns):
+            for leaf in tree_leaves(out):
+                if isinstance(leaf, torch.Tensor) and leaf.layout == torch.strided and leaf.device.type != "meta":
+                    self._count(leaf)
         return out
 
 
