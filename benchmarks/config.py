@@ -32,7 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "test_episodes": 1000,
     "checkpoint_every": 100,
     "strategy": "auto",  # auto | loop | vmap | batched | graph (vmap in a CUDA graph) | graph-batched | graph-loop
-    "precision": "fp32",  # fp32 | tf32 (TensorFloat-32 matrix units for convolutions and matmuls on CUDA)
+    # fp32 | tf32 (TensorFloat-32 matrix units for convolutions and matmuls on CUDA) | bf16 (the backbone
+    # in bfloat16 under autocast; heads, kernels, solves and losses in float32)
+    "precision": "fp32",
     # backbone (kind, channels and image size follow the dataset)
     "backbone.filters": 64,
     "backbone.pooling": "strided",
@@ -72,11 +74,13 @@ _IMAGE_PROTOCOL = {
 }
 
 
+# strategies that batch tasks with torch.func.vmap, where autocast (precision bf16) is not reliably applied
+VMAP_STRATEGIES = ("vmap", "graph")
 # The values a key may take. Spelled out here, not imported, so that reading a config needs no torch;
 # tests/test_registry.py keeps strategy and backbone.conv equal to the sets the code implements.
 CHOICES = {
     "strategy": ("auto", "loop", "vmap", "batched", "graph", "graph-batched", "graph-loop"),
-    "precision": ("fp32", "tf32"),
+    "precision": ("fp32", "tf32", "bf16"),
     "backbone.conv": ("auto", "cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred"),
     "bn_mode": ("transductive", "inductive"),
     "backbone.pooling": ("strided", "max"),
@@ -196,3 +200,8 @@ def validate(config: dict[str, Any], where: str) -> None:
     for key, valid in CHOICES.items():
         if config[key] not in valid:
             raise ConfigError(f"{where}: {key} must be one of {valid}, got {config[key]!r}")
+    if config["precision"] == "bf16" and config["strategy"] in VMAP_STRATEGIES:
+        raise ConfigError(
+            f"{where}: precision bf16 needs strategy auto, loop, batched, graph-batched or graph-loop, got "
+            f"{config['strategy']!r}: under torch.func.vmap autocast leaves some convolutions in float32 (PyTorch 2.14)"
+        )

@@ -18,13 +18,24 @@ from benchmarks.methods import method_spec
 # loop's memory (one task's activations at a time) without its per-kernel launch cost.
 GRAPHED = {"graph": "vmap", "graph-batched": "batched", "graph-loop": "loop"}
 
+# Precisions that run the backbone under autocast in a lower-precision dtype (MetaLearner.features):
+# its convolutions and their gradients in bfloat16 (8-bit mantissa), everything after the features in
+# float32. The backbone is where the time goes; a kernel matrix or a Cholesky solve in bfloat16 would
+# not survive its rounding.
+BACKBONE_DTYPES = {"bf16": torch.bfloat16}
+
+
+def backbone_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of the backbone under `precision`, None for full float32 (fp32, tf32)."""
+    return BACKBONE_DTYPES.get(precision)
+
 
 @dataclass(frozen=True)
 class Execution:
     strategy: str  # loop | vmap | batched
     graph: bool  # the whole training step replayed from a CUDA graph
     conv_impl: str  # cudnn | unfold | shifted | cudnn-nhwc | nhwc-centred
-    precision: str  # fp32 | tf32
+    precision: str  # fp32 | tf32 | bf16
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,7 +53,9 @@ def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Exe
         # (second-order MAML on Omniglot 12.0 ms vs 18.9 ms for vmap, both in a CUDA graph); for
         # the kernel inner loop neither wins everywhere, and vmap stays.
         if cuda:
-            strategy = "graph-batched" if _inner_kind(config) == "gradient" else "graph"
+            # bf16 is never vmapped (config.VMAP_STRATEGIES): the batched network serves both inner loops
+            batched = _inner_kind(config) == "gradient" or config["precision"] in BACKBONE_DTYPES
+            strategy = "graph-batched" if batched else "graph"
         elif config["dataset"] == "sinusoid":
             strategy = "vmap"
         else:
@@ -71,7 +84,8 @@ def _inner_kind(config: dict[str, Any]) -> str:
 def apply_precision(precision: str) -> None:
     """fp32: full float32 everywhere (PyTorch otherwise lets cuDNN convolutions use TF32).
     tf32: TensorFloat-32 for convolutions and matrix products (10-bit mantissa inputs). Not the
-    default: on an H200 it moved MAML's meta-gradient by 10-25% (reports/perf/h200, tolerance 1%)."""
+    default: on an H200 it moved MAML's meta-gradient by 10-25% (reports/perf/h200, tolerance 1%).
+    bf16: TF32 off, as fp32; the backbone's autocast is MetaLearner's (backbone_dtype)."""
     tf32 = precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32

@@ -13,6 +13,7 @@ the mean loss, which is cheaper.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,6 +79,7 @@ class MetaLearner:
         outer: OuterLoop,
         regularizer: Regularizer | None = None,
         strategy: str = "loop",
+        backbone_dtype: torch.dtype | None = None,
     ):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -86,16 +88,30 @@ class MetaLearner:
         self.outer = outer
         self.regularizer = regularizer
         self.strategy = strategy
+        # precision bf16 (benchmarks.execution.backbone_dtype): the backbone under autocast
+        self.backbone_dtype = backbone_dtype
 
     def features(self, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
         # Fused batch norm is exact outside vmap and much faster on the CPU; under vmap it is wrong
         # only where a pass is differentiated twice (backbones.batch_norm)
         fused = self.strategy == "loop" or not DIFFERENTIATED_TWICE.get()
-        return backbone_forward(self.backbone, params, x, stats_rows, fused_norm=fused)
+        with self._backbone_precision(x):
+            features = backbone_forward(self.backbone, params, x, stats_rows, fused_norm=fused)
+        return features.to(x.dtype)
 
     def task_features(self, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
         """Features of T tasks at once, each with its own parameters (leading task dimension)."""
-        return backbone_forward_tasks(self.backbone, params, x, stats_rows)
+        with self._backbone_precision(x):
+            features = backbone_forward_tasks(self.backbone, params, x, stats_rows)
+        return features.to(x.dtype)
+
+    def _backbone_precision(self, x: Tensor) -> AbstractContextManager[object]:
+        """Autocast to backbone_dtype, if set. Autocast leaves float64 alone, so a float64 check of a
+        bf16 learner computes the same function as the float32 one's."""
+        if self.backbone_dtype is None:
+            return nullcontext()
+        # no cast cache: each weight is cast once per pass anyway, and a cache must not outlive a CUDA-graph capture
+        return torch.autocast(x.device.type, dtype=self.backbone_dtype, cache_enabled=False)
 
     @property
     def _batched(self) -> bool:

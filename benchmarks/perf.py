@@ -27,6 +27,7 @@ from benchmarks.heap import retain_freed_memory
 from benchmarks.methods import METHODS, method_spec
 from benchmarks.perf_memory import protocol_memory
 from benchmarks.perf_ours import (
+    BF16_RTOL,
     FLOOR_FACTOR,
     FLOOR_ORDERS,
     SAME_FUNCTION_RTOL,
@@ -39,9 +40,9 @@ from benchmarks.perf_ours import (
     initial_parameters,
     loop_gradient,
     measure_ours,
-    parse_strategy,
     relative_error,
     reordered_floor,
+    row_precision,
     timing_row,
 )
 from benchmarks.perf_peers import (
@@ -178,6 +179,7 @@ def measure(
             "peers": list(peers),
             "strategy_rtol": STRATEGY_RTOL,
             "tf32_rtol": TF32_RTOL,
+            "bf16_rtol": BF16_RTOL,
             "peer_rtol": PEER_RTOL,
             "floor_factor": FLOOR_FACTOR,
             "floor_orders": FLOOR_ORDERS,
@@ -332,7 +334,7 @@ def _paired(
         and r["method"] == method
         and r["ms"]
         and r["numerics_ok"] is not False  # a strategy that computes something else is no competitor
-        and parse_strategy(r["strategy"])[1].get("precision", "fp32") == "fp32"
+        and row_precision(r["strategy"]) == "fp32"
     ]
     if not ours:
         return []

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from benchmarks.backbones import BackboneSpec, build_backbone
-from benchmarks.execution import GRAPHED, Execution, backend_scope, resolve_execution
+from benchmarks.config import VMAP_STRATEGIES
+from benchmarks.execution import GRAPHED, Execution, backbone_dtype, backend_scope, resolve_execution
 from benchmarks.meta_learner import STRATEGIES, MetaLearner, StepResult
 from benchmarks.methods import build_inner, build_outer, build_regularizer
 from benchmarks.perf_settings import PerfSetting
@@ -48,6 +49,11 @@ SAME_FUNCTION_RTOL = 1e-9
 # 2^-11) must give the float32 loop meta-gradient to this relative error (or FLOOR_FACTOR x float32's
 # own error, as above): the accuracy tolerance under which TF32 counts as the same computation.
 TF32_RTOL = 1e-2
+# The same for a row whose backbone runs in bfloat16 (precision bf16: 8-bit mantissa, unit roundoff
+# 2^-9, four times TF32's, on activations and gradients as well as on the products' inputs).
+BF16_RTOL = 5e-2
+# tolerance of each reduced precision; full float32 rows have STRATEGY_RTOL
+REDUCED_PRECISION_RTOL = {"tf32": TF32_RTOL, "bf16": BF16_RTOL}
 
 # Not a run setting: cuDNN's autotuner (torch.backends.cudnn.benchmark), for the timed row only. It
 # times several kernels per convolution shape and keeps the fastest, which may differ between runs.
@@ -56,6 +62,7 @@ BENCHMARK_KEY = "cudnn_benchmark"
 # "vmap+unfold", "graph+unfold+tf32". Each modifier overrides one config key for that row only.
 STRATEGY_MODIFIERS = {
     "tf32": ("precision", "tf32"),
+    "bf16": ("precision", "bf16"),
     "unfold": ("backbone.conv", "unfold"),
     "shifted": ("backbone.conv", "shifted"),
     "bench": (BENCHMARK_KEY, "on"),
@@ -92,8 +99,8 @@ def execution_strategy(execution: Execution) -> str:
     base = next(n for n, b in GRAPHED.items() if b == execution.strategy) if execution.graph else execution.strategy
     conv = {value: name for name, (key, value) in STRATEGY_MODIFIERS.items() if key == "backbone.conv"}
     modifiers = [conv[execution.conv_impl]] if execution.conv_impl in conv else []
-    if execution.precision == "tf32":
-        modifiers.append("tf32")
+    if execution.precision in REDUCED_PRECISION_RTOL:
+        modifiers.append(execution.precision)
     return "+".join([base, *modifiers])
 
 
@@ -106,11 +113,20 @@ def check_strategy(name: str, device: torch.device) -> None:
     cuda_only = [m for m in name.split("+")[1:] if m in CUDA_ONLY_MODIFIERS]
     if cuda_only and device.type != "cuda":
         raise ValueError(f"strategy {name!r}: {cuda_only} needs a CUDA device")
+    if row_precision(name) == "bf16" and base in VMAP_STRATEGIES:
+        raise ValueError(
+            f"strategy {name!r}: bf16 runs with loop, batched, graph-batched or graph-loop, not under vmap"
+        )
 
 
 def strategy_rtol(name: str) -> float:
-    """The numerics tolerance of a row: TF32_RTOL for TF32 rows, STRATEGY_RTOL otherwise."""
-    return TF32_RTOL if parse_strategy(name)[1].get("precision") == "tf32" else STRATEGY_RTOL
+    """The numerics tolerance of a row: REDUCED_PRECISION_RTOL for TF32 and bf16 rows, STRATEGY_RTOL otherwise."""
+    return REDUCED_PRECISION_RTOL.get(row_precision(name), STRATEGY_RTOL)
+
+
+def row_precision(name: str) -> str:
+    """The precision a strategy's modifiers ask for: 'fp32' unless '+tf32' or '+bf16'."""
+    return parse_strategy(name)[1].get("precision", "fp32")
 
 
 def strategy_scope(strategy: str) -> AbstractContextManager[None]:
@@ -170,7 +186,12 @@ def prepare_run(
     )
     module, backbone_params = build_backbone(spec, seed)
     learner = MetaLearner(
-        module.to(device), build_inner(config), build_outer(config), build_regularizer(config), execution.strategy
+        module.to(device),
+        build_inner(config),
+        build_outer(config),
+        build_regularizer(config),
+        execution.strategy,
+        backbone_dtype(execution.precision),
     )
     params = {
         k: v.detach().to(device).requires_grad_(True) for k, v in learner.init_parameters(backbone_params, seed).items()
@@ -419,12 +440,12 @@ def same_function(float64_error: float | None) -> bool | None:
 def numerics_verdict(float32_ok: bool | None, float64_error: float | None, strategy: str) -> bool | None:
     """A row's overall check. A float64 disagreement fails it whatever float32 says. A float32
     disagreement (or an inconclusive float32 check) of a full-float32 row is settled by the float64
-    check: the same function, so the difference is float32 rounding. A TF32 row's float32 check is
-    its accuracy statement and stands."""
+    check: the same function, so the difference is float32 rounding. A TF32 or bf16 row's float32
+    check is its accuracy statement and stands."""
     same = same_function(float64_error)
     if same is False:
         return False
-    if float32_ok is True or same is None or strategy_rtol(strategy) == TF32_RTOL:
+    if float32_ok is True or same is None or row_precision(strategy) != "fp32":
         return float32_ok
     return True
 

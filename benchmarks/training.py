@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from benchmarks.backbones import BackboneSpec, build_backbone
-from benchmarks.execution import apply_precision, resolve_execution
+from benchmarks.execution import apply_precision, backbone_dtype, resolve_execution
 from benchmarks.graphed_step import GraphedTrainStep
 from benchmarks.grids import RunSpec
 from benchmarks.meta_learner import MetaLearner
@@ -82,6 +82,7 @@ class Trainer:
             build_outer(self.config),
             build_regularizer(self.config),
             self.execution.strategy,
+            backbone_dtype(self.execution.precision),
         )
         params = self.learner.init_parameters(backbone_params, self.config["seed"])
         self.params = {k: v.detach().to(device).requires_grad_(True) for k, v in params.items()}

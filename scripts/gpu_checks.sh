@@ -2,9 +2,9 @@
 # The GPU checks in one go, each stage under its own time limit so that one slow stage cannot take
 # the others' time, and everything finished so far kept. Stages (STAGES, default "perf train"):
 #   perf    perf against learn2learn: every method, the strategies in PERF_STRATEGIES (default
-#           graph, graph-batched+nhwc, graph-batched+nhwc+tf32 and graph-loop, the low-memory one;
+#           graph, graph-batched+nhwc, its +tf32 and +bf16 variants and graph-loop, the low-memory one;
 #           the loop strategy is the untimed numerics reference, and is timed on the CPU);
-#   train   the grids in TRAIN_GRIDS (default "omniglot-tf32"), each followed by its report;
+#   train   the grids in TRAIN_GRIDS (default "omniglot-bf16"), each followed by its report;
 #   sweep   the per-task convolution formulations at the perf shapes (scripts/grouped_conv_bench.py);
 #   profile profiles of the vmap and batched+nhwc steps of MAML and I-AMFS (which kernels take the time);
 #   compile torch.compile'd backbone passes against eager ones (scripts/compile_bench.py).
@@ -30,14 +30,14 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.versio
 
 if [[ $STAGES == *" perf "* ]]; then
     timeout "${PERF_S:-300}" python3 -m benchmarks perf --device cuda \
-        --strategies "${PERF_STRATEGIES:-graph,graph-batched+nhwc,graph-batched+nhwc+tf32,graph-loop}" \
+        --strategies "${PERF_STRATEGIES:-graph,graph-batched+nhwc,graph-batched+nhwc+tf32,graph-batched+nhwc+bf16,graph-loop}" \
         --reports "$OUT" 2>&1 | tee "$OUT/perf.log"
     echo "[$((SECONDS - START)) s] perf done"
 fi
 
 if [[ $STAGES == *" train "* ]]; then
     TRAIN_END=$((SECONDS + ${TRAIN_S:-270}))
-    for grid in ${TRAIN_GRIDS:-omniglot-tf32}; do
+    for grid in ${TRAIN_GRIDS:-omniglot-bf16}; do
         left=$((TRAIN_END - SECONDS))
         if ((left < 20)); then
             echo "no time left for grid $grid" | tee -a "$OUT/run.log"

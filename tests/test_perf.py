@@ -322,6 +322,10 @@ def test_strategy_modifiers_are_parsed_and_checked_per_device():
         perf_ours.strategy_rtol("graph+tf32") == perf_ours.TF32_RTOL > perf_ours.strategy_rtol("graph") == STRATEGY_RTOL
     )
     assert main(["perf", "--device", "cpu", "--strategies", "vmap+tf32"]) == 2
+    # bfloat16 runs on the CPU too (slowly without bfloat16 instructions), with its own tolerance
+    perf_ours.check_strategy("batched+nhwc-all+bf16", CPU)
+    assert perf_ours.parse_strategy("batched+bf16") == ("batched", {"precision": "bf16"})
+    assert perf_ours.strategy_rtol("batched+bf16") == perf_ours.BF16_RTOL > perf_ours.TF32_RTOL
 
 
 def test_modified_strategies_are_checked_against_an_untimed_loop_reference():
@@ -347,6 +351,20 @@ def test_modified_strategies_are_checked_against_an_untimed_loop_reference():
     for row in rows.values():
         assert row["numerics_ok"] is True and row["grad_rel_err_vs_loop"] < STRATEGY_RTOL
     assert data["options"]["tf32_rtol"] == perf_ours.TF32_RTOL
+
+
+def test_a_bf16_row_runs_its_backbone_in_bfloat16_and_keeps_its_float32_verdict():
+    """The row is named by its precision, its float32 check uses the bf16 tolerance and stands, and
+    its float64 check finds the loop's function (autocast leaves float64 alone)."""
+    data = perf.measure(
+        [tiny_setting()], ["i-amfs"], CPU, 1, 0, peers=[], strategies=["loop", "batched+bf16"], progress=lambda _: None
+    )
+    row = next(r for r in data["rows"] if r["strategy"] == "batched+bf16")
+    assert row["execution"]["precision"] == "bf16" and row["tolerance"] == perf_ours.BF16_RTOL
+    assert row["grad_rel_err_vs_loop"] > 0  # computed in bfloat16: not the float32 result
+    assert row["float64_rel_err_vs_loop"] < perf_ours.SAME_FUNCTION_RTOL
+    assert row["numerics_ok"] == (row["grad_rel_err_vs_loop"] <= perf_ours.BF16_RTOL)
+    assert "`+bf16` (the backbone in bfloat16 under autocast" in perf.render_readme(data)
 
 
 def test_a_tf32_row_is_judged_by_the_tf32_tolerance():

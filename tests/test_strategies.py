@@ -16,9 +16,12 @@ from helpers_synthetic import (
     sinusoid_batch,
     tiny_conv_spec,
 )
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.backbones import NHWC_MIN_PIXELS, BackboneSpec, large_pass
-from benchmarks.config import resolve
+from benchmarks.config import ConfigError, resolve
+from benchmarks.execution import resolve_execution
+from benchmarks.meta_learner import MetaLearner
 from benchmarks.methods import METHODS, build_inner, build_outer, build_regularizer
 
 METHOD_NAMES = list(METHODS)
@@ -169,3 +172,61 @@ def test_meta_gradients_carry_no_autograd_graph(method: str):
         for k, grad in result.gradients.items():
             assert not grad.requires_grad and grad.grad_fn is None, (strategy, k)
         assert all(p.requires_grad and p.is_leaf for p in params.values())
+
+
+PRODUCTS = (torch.ops.aten.mm, torch.ops.aten.bmm, torch.ops.aten.addmm, torch.ops.aten.baddbmm)
+
+
+class _ConvolutionDtypes(TorchDispatchMode):
+    """Records the dtype of every convolution's input and of every other matrix product's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convolutions: set[torch.dtype] = set()
+        self.products: set[torch.dtype] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        if func.overloadpacket in (torch.ops.aten.convolution, torch.ops.aten.convolution_backward):
+            self.convolutions.add(args[0].dtype)
+        elif func.overloadpacket in (
+            torch.ops.aten.mm,
+            torch.ops.aten.bmm,
+            torch.ops.aten.addmm,
+            torch.ops.aten.baddbmm,
+        ):
+            self.products.add(args[-1].dtype)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("method", ["maml", "i-amfs"])
+@pytest.mark.parametrize("strategy", ["loop", "batched"])
+def test_bf16_runs_the_backbone_in_bfloat16_and_computes_the_same_function(method: str, strategy: str):
+    """precision bf16: every convolution (forward and backward) in bfloat16, the products after the
+    features (head, kernel) in float32; in float64, which autocast leaves alone, exactly the float32
+    learner's function."""
+    config = resolve({"method": method, "dataset": "omniglot", "n_way": 3, "k_shot": 2, "kernel.sigma_init": "sqrt_d"})
+    parts = build_inner(config), build_outer(config), build_regularizer(config)
+    plain, params = build_learner(tiny_conv_spec(), *parts, strategy, dtype=torch.float32)
+    reduced = MetaLearner(plain.backbone, *parts, strategy, backbone_dtype=torch.bfloat16)
+    batch = image_batch(torch.Generator().manual_seed(3), n_tasks=2, n_way=3)
+    with _ConvolutionDtypes() as seen:
+        low = flat(reduced.meta_gradients(params, batch).gradients, list(params))
+    assert seen.convolutions == {torch.bfloat16} and seen.products == {torch.float32}
+    high = flat(plain.meta_gradients(params, batch).gradients, list(params))
+    assert 0 < float((low - high).norm()) < float(high.norm())  # rounded, not another gradient
+
+    params64 = {k: v.detach().double().requires_grad_(True) for k, v in params.items()}
+    batch64 = cast_batch(batch, torch.float64)
+    plain.backbone.double()
+    exact = flat(plain.meta_gradients(params64, batch64).gradients, list(params))
+    torch.testing.assert_close(flat(reduced.meta_gradients(params64, batch64).gradients, list(params)), exact)
+
+
+def test_bf16_is_refused_under_vmap():
+    """Under torch.func.vmap autocast leaves some convolutions in float32 (PyTorch 2.14): a bf16 run
+    there would not be what its config says."""
+    for strategy in ("vmap", "graph"):
+        with pytest.raises(ConfigError, match="precision bf16 needs strategy"):
+            resolve({"method": "maml", "dataset": "omniglot", "strategy": strategy, "precision": "bf16"})
+    cuda = resolve({"method": "i-amfs", "dataset": "omniglot", "precision": "bf16"})
+    assert resolve_execution(cuda, torch.device("cuda"))[0].strategy == "batched"  # not vmap, as fp32 would
