@@ -15,6 +15,8 @@ median milliseconds of the eager and the compiled call, timed in alternating rou
 load then touches both alike), the median per-round ratio eager/compiled, the first compiled call's
 time (compilation included), and the relative difference of the compiled meta-gradient from the
 eager one at the same initial parameters (float32 rounding moves it; the perf floor says how far).
+The same difference in float64, from the loop's initial parameters (as perf's float64 check), says
+whether the compiled passes compute the same function: within perf_ours.SAME_FUNCTION_RTOL they do.
 """
 
 from __future__ import annotations
@@ -30,9 +32,19 @@ import torch
 from baselines.maml import DIFFERENTIATED_TWICE
 from benchmarks.environment import device_name, git_revision, resolve_device
 from benchmarks.heap import retain_freed_memory
-from benchmarks.perf_ours import PreparedRun, flat_gradient, prepare_run, relative_error, release_gradients
+from benchmarks.perf_ours import (
+    SAME_FUNCTION_RTOL,
+    PreparedRun,
+    flat_gradient,
+    float64_gradient,
+    initial_parameters,
+    prepare_run,
+    relative_error,
+    release_gradients,
+)
 from benchmarks.perf_settings import default_settings, select_settings, synthetic_batch
 from benchmarks.perf_timing import time_calls
+from benchmarks.tasks import TaskBatch
 
 
 def compile_backbone(run: PreparedRun) -> None:
@@ -68,6 +80,22 @@ def compare(name: str, eager: Callable, compiled: Callable, device: torch.device
     return f"{name} {times}, first compiled call {first:.0f} ms"
 
 
+def float64_difference(setting, method: str, strategy: str, batch: TaskBatch, device: torch.device) -> str:
+    """The compiled meta-gradient against the eager one of the same strategy, both in float64 from
+    the loop's initial parameters: 'same function' within SAME_FUNCTION_RTOL."""
+    start = initial_parameters(setting, method, batch, device, 0)
+    eager = float64_gradient(setting, method, batch, device, 0, strategy, params=start)
+    run = prepare_run(setting, method, strategy, batch, device, 0, with_gradient=False)
+    release_gradients(run.params)
+    compile_backbone(run)
+    params = {k: v.detach().double().requires_grad_(True) for k, v in start.items()}
+    batch64 = TaskBatch(batch.support_x.double(), batch.support_y, batch.query_x.double(), batch.query_y)
+    compiled = flat_gradient(run.learner.meta_gradients(params, batch64).gradients)
+    difference = relative_error(compiled, eager)
+    verdict = "same function" if difference <= SAME_FUNCTION_RTOL else "DIFFERENT FUNCTION"
+    return f"float64 meta-gradient rel. difference {difference:.1e} ({verdict} within {SAME_FUNCTION_RTOL:.0e})"
+
+
 def measure(setting, method: str, strategy: str, device: torch.device, rounds: int) -> list[str]:
     torch._dynamo.reset()  # every module compiles afresh: no recompile limit carried over
     config = setting.config(method)
@@ -85,7 +113,8 @@ def measure(setting, method: str, strategy: str, device: torch.device, rounds: i
         label = f"{setting.key} {method} [{strategy}]"
         lines = [
             compare(f"{label} step:", eager.step, compiled.step, device, rounds)
-            + f", first meta-gradient {compile_s:.1f} s (compilation), meta-gradient rel. difference {difference:.1e}",
+            + f", first meta-gradient {compile_s:.1f} s (compilation), meta-gradient rel. difference {difference:.1e}"
+            + f"; {float64_difference(setting, method, strategy, batch, device)}",
             compare(
                 f"{label} adaptation:",
                 lambda: eager.learner.evaluate(eager.params, episode),
