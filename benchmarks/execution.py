@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 
-from benchmarks.meta_learner import default_strategy
 from benchmarks.methods import method_spec
 
 # Config strategies that replay a strategy's training step from a CUDA graph. 'graph-loop' keeps the
@@ -47,8 +46,11 @@ def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Exe
     cuda = device.type == "cuda"
     strategy = config["strategy"]
     if strategy == "auto":
-        # Measured on the 2-core CPU: a per-task loop is fastest for Conv-4, vmap for the small MLP
-        # (its per-task work is too small to amortise the loop's per-call overhead). On an H100
+        # Measured on the 2-core CPU (reports/perf/NOTES.md): for Conv-4 the batched network with its
+        # large passes in NHWC ('nhwc-centred'), the fastest row for 14 of 15 methods and settings of
+        # the perf run and 1.12x-1.20x faster than the loop at the protocol's 32 Omniglot tasks (every
+        # method, alternating rounds); vmap for the small MLP (its per-task work is too small to
+        # amortise the loop's per-call overhead, and there is no convolution to group). On an H100
         # (reports/perf/h100): for the gradient inner loop the grouped network in NHWC is fastest
         # (second-order MAML on Omniglot 12.0 ms vs 18.9 ms for vmap, both in a CUDA graph); for
         # the kernel inner loop neither wins everywhere, and vmap stays.
@@ -59,7 +61,7 @@ def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Exe
         elif config["dataset"] == "sinusoid":
             strategy = "vmap"
         else:
-            strategy = default_strategy(device)
+            strategy = "batched"
     graph = strategy in GRAPHED
     if graph:
         strategy = GRAPHED[strategy]
@@ -71,9 +73,12 @@ def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Exe
         # Measured on an H200 (reports/perf/h200): second-order MAML on Omniglot, 32 tasks, CUDA
         # graph, fp32: cuDNN 18.2 ms, shifted views 19.2, im2col 50.4, cuDNN autotuner 18.4; on
         # the CPU the alternatives are slower still. The batched strategy's grouped convolutions
-        # are faster in NHWC on CUDA in every setting measured on an H100 (reports/perf/h100), and
-        # slower on the CPU. Re-measure with `perf --strategies graph+...`.
-        conv_impl = "cudnn-nhwc" if cuda and strategy == "batched" else "cudnn"
+        # are faster in NHWC on CUDA in every setting measured on an H100 (reports/perf/h100); on the
+        # CPU with every layer of the large passes in NHWC and batch norm's input centred
+        # (`batched+nhwc-all` against `batched`: Omniglot MAML 1.34x against 1.13x learn2learn in
+        # alternating pairs). Re-measure with `perf --strategies graph+...`.
+        nhwc = "cudnn-nhwc" if cuda else "nhwc-centred"
+        conv_impl = nhwc if strategy == "batched" else "cudnn"
     return Execution(strategy, graph, conv_impl, config["precision"]), notes
 
 

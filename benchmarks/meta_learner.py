@@ -2,7 +2,7 @@
 
 Per task, the objective is the inner loop's query loss plus the regularizer's penalty. Over a
 meta-batch, the outer loop turns the task gradients into the meta-gradient. Three strategies compute
-the same thing: 'loop' (one task at a time, plain autograd: fastest on CPU), 'vmap' (all tasks in
+the same thing: 'loop' (one task at a time, plain autograd, as learn2learn computes it), 'vmap' (all tasks in
 one batched computation with torch.func) and 'batched' (all tasks in one network whose layers are
 grouped by task, plain autograd and fused batch norm; for inner loops that provide
 query_outputs_tasks, which both the gradient and the kernel inner loop do, and the same as 'vmap'
@@ -50,7 +50,9 @@ class Regularizer(Protocol):
 
 
 def default_strategy(device: torch.device | str) -> str:
-    """Measured default (see reports/perf): vmap over tasks on CUDA, a plain loop on CPU."""
+    """The strategy of code that builds a MetaLearner directly (the data commands' timing): vmap over
+    tasks on CUDA, a plain loop on the CPU. Runs resolve theirs from the config
+    (benchmarks.execution.resolve_execution)."""
     return "vmap" if torch.device(device).type == "cuda" else "loop"
 
 

@@ -158,7 +158,7 @@ def test_cpu_peak_memory_sees_a_large_allocation():
 
 
 def _fake_measurement(meta_batch: int, ms: float, adapt_ms: float) -> dict:
-    """One measured Omniglot 5-way 1-shot MAML row on a CPU."""
+    """One measured Omniglot 5-way 1-shot MAML row on a CPU, of the CPU's auto execution."""
     setting = PerfSetting(
         "omniglot-5w1s", {"dataset": "omniglot", "n_way": 5, "k_shot": 1, "meta_batch": meta_batch}, 1, 28
     )
@@ -166,7 +166,7 @@ def _fake_measurement(meta_batch: int, ms: float, adapt_ms: float) -> dict:
         "setting": setting.key,
         "implementation": "amfs-bench",
         "method": "maml",
-        "strategy": "loop",
+        "strategy": "batched+nhwc-all",
         "ms": {"median": ms, "iqr_fraction": 0.0},
         "adapt_ms": {"median": adapt_ms, "iqr_fraction": 0.0},
     }
@@ -495,8 +495,8 @@ def test_the_paired_table_gives_the_interval_of_the_median_speedup():
 
 def test_auto_execution_follows_the_measured_defaults_and_names_its_perf_row():
     """auto on CUDA: the grouped NHWC network for gradient inner loops, vmap for the kernel one, both
-    in a CUDA graph; on the CPU a loop in cuDNN's (mkldnn's) default layout. The projection looks up
-    the perf row of exactly that execution."""
+    in a CUDA graph; on the CPU the grouped network with its large passes in NHWC. The projection looks
+    up the perf row of exactly that execution."""
     from benchmarks.config import resolve
     from benchmarks.execution import resolve_execution
 
@@ -506,8 +506,8 @@ def test_auto_execution_follows_the_measured_defaults_and_names_its_perf_row():
         ("o-amfs", cuda): "graph-batched+nhwc",
         ("i-amfs", cuda): "graph",
         ("amfs", cuda): "graph",
-        ("maml", CPU): "loop",
-        ("amfs", CPU): "loop",
+        ("maml", CPU): "batched+nhwc-all",
+        ("amfs", CPU): "batched+nhwc-all",
     }
     for (method, device), name in expected.items():
         execution, notes = resolve_execution(resolve({"method": method, "dataset": "omniglot"}), device)
