@@ -36,6 +36,7 @@ from benchmarks.perf_ours import (
     add_numerics,
     check_strategy,
     default_strategies,
+    failure_status,
     float64_gradient,
     initial_parameters,
     loop_gradient,
@@ -108,11 +109,6 @@ def tf32_state() -> dict[str, Any]:
         "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
         **{k: os.environ.get(k) for k in TF32_ENVIRONMENT if k in os.environ},
     }
-
-
-def _failure(error: Exception) -> str:
-    """A failed row's status: the error, on one line."""
-    return f"failed ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
 
 
 def _free(device: torch.device) -> None:
@@ -211,25 +207,25 @@ def measure(
                 exact = float64_gradient(setting, method, batch, device, seed, params=start)
             except Exception as e:  # without it the tolerance is the plain one; say why
                 exact = None
-                progress(f"   float64 reference of {method}: {_failure(e)}")
+                progress(f"   float64 reference of {method}: {failure_status(e)}")
             try:
                 other_floor = reordered_floor(setting, method, batch, device, seed, exact)
             except Exception as e:  # the floor then comes from the batch as drawn alone
                 other_floor = None
-                progress(f"   float32 floor of {method} on reordered examples: {_failure(e)}")
+                progress(f"   float32 floor of {method} on reordered examples: {failure_status(e)}")
             loop = None
             if "loop" not in strategies:
                 try:
                     loop = loop_gradient(setting, method, batch, device, seed)
                 except Exception as e:  # the rows are still timed, without the numerics check
-                    progress(f"   loop reference of {method}: {_failure(e)}")
+                    progress(f"   loop reference of {method}: {failure_status(e)}")
             for strategy in strategies:
                 try:
                     row, gradient = measure_ours(
                         setting, method, strategy, batch, eval_task, device, repeats, warmup, seed
                     )
                 except Exception as e:  # one failing row (capture error, out of memory) must not lose the others
-                    row, gradient = timing_row(setting, "amfs-bench", method, strategy, status=_failure(e)), None
+                    row, gradient = timing_row(setting, "amfs-bench", method, strategy, status=failure_status(e)), None
                 if strategy == "loop":
                     loop = gradient
                 float64_error = None
@@ -238,7 +234,7 @@ def measure(
                         row_exact = float64_gradient(setting, method, batch, device, seed, strategy, start)
                         float64_error = relative_error(row_exact, exact)
                     except Exception as e:  # the float32 check alone then judges the row
-                        progress(f"   float64 check of {method} [{strategy}]: {_failure(e)}")
+                        progress(f"   float64 check of {method} [{strategy}]: {failure_status(e)}")
                 add_numerics(row, gradient, loop, exact, other_floor, float64_error)
                 rows.append(row)
                 progress(_progress_line(env["device_name"], row))
@@ -251,7 +247,7 @@ def measure(
                     try:
                         row = measure_peer(l2l, setting, method, batch, eval_task, device, repeats, warmup, seed)
                     except Exception as e:  # as above: record the failure, keep going
-                        row = missing_peer_row(setting, method, _failure(e))
+                        row = missing_peer_row(setting, method, failure_status(e))
                 rows.append(row)
                 progress(_progress_line(env["device_name"], row))
                 _free(device)
@@ -260,7 +256,7 @@ def measure(
                     setting_checks = cross_check(l2l, setting, batch, device, seed)
                 except Exception as e:  # as above
                     setting_checks = []
-                    progress(f"   learn2learn cross-check {_failure(e)}")
+                    progress(f"   learn2learn cross-check {failure_status(e)}")
                 for check in setting_checks:
                     checks.append(check)
                     verdict = {True: "agree", False: "DISAGREE", None: "inconclusive"}[check["ok"]]
@@ -344,7 +340,7 @@ def _paired(
     try:
         pairs = paired_comparisons(l2l, setting, method, candidates, batch, device, repeats, warmup, seed)
     except Exception as e:  # as for the rows: record nothing invented, say why
-        progress(f"   paired comparison of {method}: {_failure(e)}")
+        progress(f"   paired comparison of {method}: {failure_status(e)}")
         return []
     for pair in pairs:
         interval = speedup_interval(pair)

@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.perf_ours import prepare_run, release_gradients, strategy_scope
+from benchmarks.execution import GRAPHED
+from benchmarks.perf_ours import failure_status, parse_strategy, prepare_run, release_gradients, strategy_scope
 from benchmarks.perf_peers import PEER_LABELS, PEER_METHODS, PEER_STRATEGY, peer_step
 from benchmarks.perf_settings import PerfSetting, synthetic_batch
 from benchmarks.perf_timing import tensor_memory_mib
@@ -84,7 +85,7 @@ def protocol_memory(
         ("amfs-bench", method, strategy, lambda m=method, s=strategy: _ours(full, m, s, batch, device, seed))
         for method in methods
         for strategy in strategies
-        if not strategy.startswith("graph")
+        if parse_strategy(strategy)[0] not in GRAPHED
     ]
     if l2l is not None:
         jobs += [
@@ -97,7 +98,7 @@ def protocol_memory(
             row = _row(full, implementation, method, strategy, count(), "measured")
             text = f"{row['tensor_mib']:.1f} MiB"
         except Exception as e:  # one failing count (out of memory) must not lose the others
-            reason = f"failed ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
+            reason = failure_status(e)
             row, text = _row(full, implementation, method, strategy, None, reason), reason
         rows.append(row)
         label = method if implementation == "amfs-bench" else PEER_LABELS.get(method, method)

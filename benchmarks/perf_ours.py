@@ -286,10 +286,19 @@ def float64_gradient(
     in its own float32 order, one rounding apart. A CUDA-graph strategy is computed by the eager
     strategy it replays (eager_strategy)."""
     run = prepare_run(setting, method, eager_strategy(strategy), batch, device, seed, with_gradient=False)
-    start = run.params if params is None else params
-    params64 = {k: v.detach().double().requires_grad_(True) for k, v in start.items()}
+    return float64_meta_gradient(run, run.params if params is None else params, batch)
+
+
+def float64_meta_gradient(run: PreparedRun, params: Params, batch: TaskBatch) -> Tensor:
+    """The flat meta-gradient of a prepared run's learner at `params`, parameters and images in float64."""
+    params64 = {k: v.detach().double().requires_grad_(True) for k, v in params.items()}
     batch64 = TaskBatch(batch.support_x.double(), batch.support_y, batch.query_x.double(), batch.query_y)
     return flat_gradient(run.learner.meta_gradients(params64, batch64).gradients)
+
+
+def failure_status(error: Exception) -> str:
+    """A failed measurement's status: the error, on one line."""
+    return f"failed ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
 
 
 def reorder_examples(batch: TaskBatch, seed: int) -> TaskBatch:

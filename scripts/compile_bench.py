@@ -37,6 +37,7 @@ from benchmarks.perf_ours import (
     PreparedRun,
     flat_gradient,
     float64_gradient,
+    float64_meta_gradient,
     initial_parameters,
     prepare_run,
     relative_error,
@@ -88,9 +89,7 @@ def float64_difference(setting, method: str, strategy: str, batch: TaskBatch, de
     run = prepare_run(setting, method, strategy, batch, device, 0, with_gradient=False)
     release_gradients(run.params)
     compile_backbone(run)
-    params = {k: v.detach().double().requires_grad_(True) for k, v in start.items()}
-    batch64 = TaskBatch(batch.support_x.double(), batch.support_y, batch.query_x.double(), batch.query_y)
-    compiled = flat_gradient(run.learner.meta_gradients(params, batch64).gradients)
+    compiled = float64_meta_gradient(run, start, batch)
     difference = relative_error(compiled, eager)
     verdict = "same function" if difference <= SAME_FUNCTION_RTOL else "DIFFERENT FUNCTION"
     return f"float64 meta-gradient rel. difference {difference:.1e} ({verdict} within {SAME_FUNCTION_RTOL:.0e})"
