@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", help="comma-separated setting keys (default: all), e.g. omniglot-5w1s")
     p.add_argument("--methods", help="comma-separated methods (default: all)")
     p.add_argument(
+        "--meta-batch",
+        help="tasks per meta-iteration: 'protocol' (each setting's own: 32 Omniglot, 4 and 2 mini-ImageNet) or a "
+        "number for every setting (default: the protocol's on a GPU, 4, 1 and 1 on the CPU)",
+    )
+    p.add_argument(
         "--strategies",
         help="comma-separated task-batching strategies (default: all on the device); a strategy may carry "
         "execution modifiers: +tf32 (TensorFloat-32), +unfold (im2col convolutions), +shifted (shifted-view "

@@ -57,7 +57,7 @@ from benchmarks.perf_peers import (
     speedup_interval,
 )
 from benchmarks.perf_report import render_readme, write_plot
-from benchmarks.perf_settings import PerfSetting, default_settings, select_settings, synthetic_batch
+from benchmarks.perf_settings import PerfSetting, default_settings, parse_meta_batch, select_settings, synthetic_batch
 from benchmarks.perf_timing import CPU_MEMORY_MEASURE, CUDA_MEMORY_MEASURE, TENSOR_MEMORY_MEASURE
 from benchmarks.store import atomic_write_bytes, atomic_write_json
 
@@ -190,7 +190,7 @@ def measure(
         "paired": [],
         "protocol_memory": [],
     }
-    done = continue_from(previous, data) if previous is not None else set()
+    done = continue_from(previous, data, settings) if previous is not None else set()
     rows, checks = data["rows"], data["cross_checks"]
     progress(f"perf on {env['device_name']} ({device.type}), torch {env['torch']}, learn2learn: {l2l_status}")
     for setting in settings:
@@ -276,10 +276,11 @@ def measure(
     return data
 
 
-def resume_obstacles(previous: dict[str, Any], data: dict[str, Any]) -> list[str]:
+def resume_obstacles(previous: dict[str, Any], data: dict[str, Any], settings: Sequence[PerfSetting] = ()) -> list[str]:
     """Why the measurements `previous` cannot be continued by the run `data` describes: a resumed
-    report must read as one run, so the schema, the environment (code fingerprint included) and the
-    options must all be the same. Empty when it can."""
+    report must read as one run, so the schema, the environment (code fingerprint included), the
+    options and the config values of every setting both name (`--meta-batch`) must all be the same.
+    Empty when it can."""
     if previous.get("schema") != data["schema"]:
         return [f"schema {previous.get('schema')!r} (now {data['schema']})"]
     obstacles = []
@@ -288,13 +289,18 @@ def resume_obstacles(previous: dict[str, Any], data: dict[str, Any]) -> list[str
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         if changed:
             obstacles.append(f"{part} changed: {', '.join(changed)}")
+    kept = {s["key"]: s.get("values") for s in previous.get("settings", [])}
+    for setting in settings:
+        now = setting.describe()["values"]
+        if setting.key in kept and kept[setting.key] != now:
+            obstacles.append(f"setting {setting.key} changed: {kept[setting.key]} before, now {now}")
     return obstacles
 
 
-def continue_from(previous: dict[str, Any], data: dict[str, Any]) -> set[str]:
+def continue_from(previous: dict[str, Any], data: dict[str, Any], settings: Sequence[PerfSetting] = ()) -> set[str]:
     """Take the finished settings of `previous` into `data` (rows, learn2learn checks, pairs); return
     their keys. ValueError, saying what changed, when the run cannot be continued."""
-    obstacles = resume_obstacles(previous, data)
+    obstacles = resume_obstacles(previous, data, settings)
     if obstacles:
         raise ValueError(
             "cannot resume the earlier perf run: " + "; ".join(obstacles) + ". Measure afresh (without --resume)."
@@ -395,7 +401,8 @@ def perf_command(args: argparse.Namespace) -> int:
         default_repeats, default_warmup = DEFAULT_REPEATS["cuda" if device.type == "cuda" else "cpu"]
         repeats = args.repeats if args.repeats is not None else default_repeats
         warmup = args.warmup if args.warmup is not None else default_warmup
-        settings = select_settings(default_settings(device), getattr(args, "settings", None))
+        meta_batch = parse_meta_batch(getattr(args, "meta_batch", None))
+        settings = select_settings(default_settings(device, meta_batch), getattr(args, "settings", None))
         methods = _split(getattr(args, "methods", None))
         for m in methods or []:
             method_spec(m)

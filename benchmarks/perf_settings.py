@@ -70,8 +70,23 @@ class PerfSetting:
         }
 
 
-def default_settings(device: torch.device) -> list[PerfSetting]:
-    """The three settings of the perf report; on the CPU with the meta-batches of CPU_META_BATCH."""
+def parse_meta_batch(text: str | None) -> int | str | None:
+    """`--meta-batch`: None (the device's default), "protocol", or a positive number of tasks."""
+    if text is None or text == "protocol":
+        return text
+    try:
+        tasks = int(text)
+    except ValueError:
+        tasks = 0
+    if tasks < 1:
+        raise ValueError(f"--meta-batch must be 'protocol' or a positive number of tasks, got {text!r}")
+    return tasks
+
+
+def default_settings(device: torch.device, meta_batch: int | str | None = None) -> list[PerfSetting]:
+    """The three settings of the perf report. `meta_batch`: None for the protocol's meta-batches on
+    a GPU and those of CPU_META_BATCH on the CPU; "protocol" for the protocol's on any device; a
+    number for that many tasks in every setting."""
     protocol = [
         ("omniglot-5w1s", {"dataset": "omniglot", "n_way": 5, "k_shot": 1}),
         ("mini-imagenet-5w1s", {"dataset": "mini-imagenet", "n_way": 5, "k_shot": 1}),
@@ -80,11 +95,17 @@ def default_settings(device: torch.device) -> list[PerfSetting]:
     settings = []
     for key, values in protocol:
         setting = PerfSetting(key, values, *IMAGE_SHAPES[values["dataset"]])
-        if device.type != "cuda":
-            tasks = setting.config("maml")["meta_batch"]
-            reduced = CPU_META_BATCH[key]
-            note = f"meta-batch reduced from {tasks} to {reduced} task{'s' if reduced > 1 else ''} for the CPU"
-            setting = PerfSetting(key, {**values, "meta_batch": reduced}, setting.channels, setting.image_size, note)
+        tasks = setting.config("maml")["meta_batch"]
+        if meta_batch is None and device.type != "cuda":
+            chosen, why = CPU_META_BATCH[key], " for the CPU"
+        elif isinstance(meta_batch, int):
+            chosen, why = meta_batch, " by --meta-batch"
+        else:
+            chosen, why = tasks, ""
+        if chosen != tasks:
+            change = "reduced" if chosen < tasks else "raised"
+            note = f"meta-batch {change} from {tasks} to {chosen} task{'s' if chosen > 1 else ''}{why}"
+            setting = PerfSetting(key, {**values, "meta_batch": chosen}, setting.channels, setting.image_size, note)
         settings.append(setting)
     return settings
 

@@ -2,11 +2,14 @@
 # The GPU checks in one go, each stage under its own time limit so that one slow stage cannot take
 # the others' time, and everything finished so far kept. Stages (STAGES, default "perf train"):
 #   perf    perf against learn2learn: every method, the strategies in PERF_STRATEGIES (default
-#           graph, graph-batched+nhwc, its +tf32 and +bf16 variants and graph-loop, the low-memory one;
+#           graph, graph-batched+nhwc, its +tf32 and +bf16 variants, graph-batched+nhwc-all (every layer
+#           of the large passes in NHWC, the CPU's default) and graph-loop, the low-memory one;
 #           the loop strategy is the untimed numerics reference, and is timed on the CPU);
 #   train   the grids in TRAIN_GRIDS (default "omniglot-bf16"), each followed by its report;
 #   sweep   the per-task convolution formulations at the perf shapes (scripts/grouped_conv_bench.py);
-#   profile profiles of the vmap and batched+nhwc steps of MAML and I-AMFS (which kernels take the time);
+#   profile profiles of the steps in PROFILE_TARGETS (method:setting:strategy; default the batched+nhwc
+#           steps of MAML on mini-ImageNet 5w1s and Omniglot and of I-AMFS on mini-ImageNet 5w1s):
+#           which kernels take the time;
 #   compile torch.compile'd backbone passes against eager ones (scripts/compile_bench.py).
 # Under OUT (default ./gpu-out): perf/ (README.md, perf.json, plot), perf.log, run.log and
 # gpu-results.tgz (results, reports, grouped-conv.txt, profile-*.txt, compile.txt; refreshed after every stage).
@@ -30,7 +33,7 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.versio
 
 if [[ $STAGES == *" perf "* ]]; then
     timeout "${PERF_S:-300}" python3 -m benchmarks perf --device cuda \
-        --strategies "${PERF_STRATEGIES:-graph,graph-batched+nhwc,graph-batched+nhwc+tf32,graph-batched+nhwc+bf16,graph-loop}" \
+        --strategies "${PERF_STRATEGIES:-graph,graph-batched+nhwc,graph-batched+nhwc+tf32,graph-batched+nhwc+bf16,graph-batched+nhwc-all,graph-loop}" \
         --reports "$OUT" 2>&1 | tee "$OUT/perf.log"
     echo "[$((SECONDS - START)) s] perf done"
 fi
@@ -60,13 +63,11 @@ if [[ $STAGES == *" sweep "* ]]; then
 fi
 
 if [[ $STAGES == *" profile "* ]]; then
-    for target in maml:omniglot-5w1s i-amfs:mini-imagenet-5w1s; do
-        for strategy in vmap batched+nhwc; do
-            method=${target%%:*} setting=${target#*:}
-            timeout "${PROFILE_S:-25}" python3 scripts/profile_step.py --device cuda --setting "$setting" \
-                --method "$method" --strategy "$strategy" --out "$WORK/profile-$method-${strategy/+/-}.txt" \
-                >/dev/null 2>&1 || echo "profile $method $strategy did not finish"
-        done
+    for target in ${PROFILE_TARGETS:-maml:mini-imagenet-5w1s:batched+nhwc maml:omniglot-5w1s:batched+nhwc i-amfs:mini-imagenet-5w1s:batched+nhwc}; do
+        IFS=: read -r method setting strategy <<<"$target"
+        timeout "${PROFILE_S:-25}" python3 scripts/profile_step.py --device cuda --setting "$setting" \
+            --method "$method" --strategy "$strategy" --out "$WORK/profile-$method-$setting-${strategy//+/-}.txt" \
+            >/dev/null 2>&1 || echo "profile $method $setting $strategy did not finish"
     done
     pack
 fi

@@ -17,7 +17,7 @@ from benchmarks.methods import METHODS
 from benchmarks.perf_ours import STRATEGY_RTOL, agreement_verdict, gradient_agreement
 from benchmarks.perf_peers import PEER_RTOL, cross_check, import_learn2learn
 from benchmarks.perf_projection import project_run
-from benchmarks.perf_settings import PerfSetting, synthetic_batch
+from benchmarks.perf_settings import CPU_META_BATCH, PerfSetting, default_settings, parse_meta_batch, synthetic_batch
 from benchmarks.perf_timing import PeakMemory
 
 CPU = torch.device("cpu")
@@ -592,8 +592,32 @@ def test_an_interrupted_run_resumes_without_measuring_its_settings_again(tmp_pat
     changed_code["environment"]["source_sha256"] = "0" * 64
     with pytest.raises(ValueError, match="environment changed: source_sha256"):
         perf.measure([first], **options, progress=lambda _: None, previous=changed_code)
+    more_tasks = PerfSetting("tiny", {**first.values, "meta_batch": 3}, 1, 12)  # another --meta-batch
+    with pytest.raises(ValueError, match="setting tiny changed"):
+        perf.measure([more_tasks, second], **options, progress=lambda _: None, previous=earlier)
 
 
 def test_resume_without_an_earlier_run_is_a_clear_error(tmp_path: Path, capsys):
     assert main(["perf", "--device", "cpu", "--reports", str(tmp_path), "--resume", "--peers", "none"]) == 2
     assert "no earlier run" in capsys.readouterr().err
+
+
+def test_meta_batch_option_sets_the_tasks_of_every_setting():
+    """The CPU default reduces the meta-batches (and says so); 'protocol' keeps each setting's own on
+    any device; a number applies to every setting; anything else is refused."""
+    cpu = {s.key: s for s in default_settings(CPU)}
+    assert {k: s.config("maml")["meta_batch"] for k, s in cpu.items()} == CPU_META_BATCH
+    assert cpu["omniglot-5w1s"].note == "meta-batch reduced from 32 to 4 tasks for the CPU"
+    protocol = {s.key: s for s in default_settings(CPU, parse_meta_batch("protocol"))}
+    assert {k: s.config("maml")["meta_batch"] for k, s in protocol.items()} == {
+        "omniglot-5w1s": 32,
+        "mini-imagenet-5w1s": 4,
+        "mini-imagenet-5w5s": 2,
+    }
+    assert all(s.note == "" and "meta_batch" not in s.values for s in protocol.values())
+    three = {s.key: s for s in default_settings(CPU, parse_meta_batch("3"))}
+    assert all(s.config("maml")["meta_batch"] == 3 for s in three.values())
+    assert three["mini-imagenet-5w5s"].note == "meta-batch raised from 2 to 3 tasks by --meta-batch"
+    for bad in ("0", "-2", "all"):
+        with pytest.raises(ValueError, match="--meta-batch"):
+            parse_meta_batch(bad)
