@@ -8,8 +8,9 @@
 #   train   the grids in TRAIN_GRIDS (default "omniglot-bf16"), each followed by its report;
 #   sweep   the per-task convolution formulations at the perf shapes (scripts/grouped_conv_bench.py);
 #   profile profiles of the steps in PROFILE_TARGETS (method:setting:strategy; default the batched+nhwc
-#           steps of MAML on mini-ImageNet 5w1s and Omniglot and of I-AMFS on mini-ImageNet 5w1s):
-#           which kernels take the time;
+#           steps of MAML on mini-ImageNet 5w1s and Omniglot and of I-AMFS on mini-ImageNet 5w1s, and
+#           MAML's loop beside learn2learn's on mini-ImageNet 5w1s, whose eager times differ on the GPU
+#           though they run the same operators): which kernels take the time;
 #   compile torch.compile'd backbone passes against eager ones (scripts/compile_bench.py).
 # Under OUT (default ./gpu-out): perf/ (README.md, perf.json, plot), perf.log, run.log and
 # gpu-results.tgz (results, reports, grouped-conv.txt, profile-*.txt, compile.txt; refreshed after every stage).
@@ -63,7 +64,9 @@ if [[ $STAGES == *" sweep "* ]]; then
 fi
 
 if [[ $STAGES == *" profile "* ]]; then
-    for target in ${PROFILE_TARGETS:-maml:mini-imagenet-5w1s:batched+nhwc maml:omniglot-5w1s:batched+nhwc i-amfs:mini-imagenet-5w1s:batched+nhwc}; do
+    default_targets="maml:mini-imagenet-5w1s:batched+nhwc maml:omniglot-5w1s:batched+nhwc"
+    default_targets+=" i-amfs:mini-imagenet-5w1s:batched+nhwc maml:mini-imagenet-5w1s:loop maml:mini-imagenet-5w1s:learn2learn"
+    for target in ${PROFILE_TARGETS:-$default_targets}; do
         IFS=: read -r method setting strategy <<<"$target"
         timeout "${PROFILE_S:-25}" python3 scripts/profile_step.py --device cuda --setting "$setting" \
             --method "$method" --strategy "$strategy" --out "$WORK/profile-$method-$setting-${strategy//+/-}.txt" \
