@@ -1,4 +1,5 @@
-"""Tensor memory at the protocol's meta-batch, for the settings perf times with a reduced one (the CPU).
+"""Tensor memory at the protocol's meta-batch, for the settings perf times with another one (the
+CPU's reduced ones, or --meta-batch N).
 
 The GPU target on memory (second-order MAML with 5 inner steps at or below learn2learn's peak) is
 about the protocol's meta-batch, which a 2-core CPU cannot time in reasonable minutes. One
@@ -122,7 +123,8 @@ def protocol_memory_lines(data: dict[str, Any], device: str) -> list[str]:
         "",
         "## Tensor memory at the protocol's meta-batch",
         "",
-        "The settings above are timed with a reduced meta-batch. One meta-iteration of every method and "
+        "The settings above are timed with another meta-batch than the protocol's (reduced on the CPU, "
+        "or set by --meta-batch). One meta-iteration of every method and "
         "strategy at the protocol's meta-batch (synthetic inputs of the same shapes), counted as in the "
         "'tensor memory' column: what a GPU's allocator would hold at its peak, less its rounding and the "
         "libraries' workspaces. vs l2l MAML: this row's MiB over learn2learn's second-order MAML's "
