@@ -26,7 +26,7 @@ FeatureFn = Callable[[Params, Tensor, "int | None"], Tensor]
 
 # True while the inner loop computes a gradient that the meta-gradient differentiates through (second
 # order, training): the forward passes run then are differentiated twice. It changes nothing here; a
-# backbone may pick its memory layout by it (benchmarks/backbones.py, conv 'nhwc-centred').
+# backbone may pick its memory layout by it (benchmarks/learner/backbones.py, conv 'nhwc-centred').
 DIFFERENTIATED_TWICE: contextvars.ContextVar[bool] = contextvars.ContextVar("differentiated_twice", default=False)
 
 BN_MODES = ("transductive", "inductive")

@@ -33,7 +33,7 @@ def _print_table(rows: list[dict[str, str]]) -> None:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from benchmarks.methods import describe_methods
+    from benchmarks.learner.registry import describe_methods
 
     _print_table(describe_methods())
     print("\nAny other pairing from config: --set compose.inner=kernel|gradient compose.outer=mean|cosine")
@@ -42,7 +42,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    from benchmarks.config import DEFAULTS
+    from benchmarks.runs.config import DEFAULTS
 
     _print_table([{"setting": k, "default": repr(v)} for k, v in DEFAULTS.items()])
     return 0
@@ -59,13 +59,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks import runner
+    from benchmarks.runs import runner
 
     return runner.run_command(args, data_root(args.data_root), cache_dir(args.cache_dir))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from benchmarks import runner
+    from benchmarks.runs import runner
 
     return runner.list_command(args)
 
@@ -83,9 +83,9 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
-    from benchmarks import perf
+    from benchmarks.perf import command
 
-    return perf.perf_command(args)
+    return command.perf_command(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         "same code, environment and options) and measure only the others",
     )
     p.add_argument("--from-json", help="rewrite README.md and the plot beside this perf.json without measuring")
-    p.add_argument("--threads", type=int, help="PyTorch CPU threads (default on CPU: 1, see benchmarks/perf.py)")
+    p.add_argument(
+        "--threads", type=int, help="PyTorch CPU threads (default on CPU: 1)"
+    )
     p.set_defaults(func=cmd_perf)
     return parser
 

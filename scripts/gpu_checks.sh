@@ -6,12 +6,12 @@
 #           of the large passes in NHWC, the CPU's default) and graph-loop, the low-memory one;
 #           the loop strategy is the untimed numerics reference, and is timed on the CPU);
 #   train   the grids in TRAIN_GRIDS (default "omniglot-bf16"), each followed by its report;
-#   sweep   the per-task convolution formulations at the perf shapes (scripts/grouped_conv_bench.py);
+#   sweep   the per-task convolution formulations at the perf shapes (python -m benchmarks.perf.grouped_conv_bench);
 #   profile profiles of the steps in PROFILE_TARGETS (method:setting:strategy; default the batched+nhwc
 #           steps of MAML on mini-ImageNet 5w1s and Omniglot and of I-AMFS on mini-ImageNet 5w1s, and
 #           MAML's loop beside learn2learn's on mini-ImageNet 5w1s, whose eager times differ on the GPU
 #           though they run the same operators): which kernels take the time;
-#   compile torch.compile'd backbone passes against eager ones (scripts/compile_bench.py).
+#   compile torch.compile'd backbone passes against eager ones (python -m benchmarks.perf.compile_bench).
 # Under OUT (default ./gpu-out): perf/ (README.md, perf.json, plot), perf.log, run.log and
 # gpu-results.tgz (results, reports, grouped-conv.txt, profile-*.txt, compile.txt; refreshed after every stage).
 # Data: $AMFS_DATA_ROOT, or only the caches in $AMFS_CACHE_DIR (see `python -m benchmarks data prepare`).
@@ -58,7 +58,7 @@ if [[ $STAGES == *" train "* ]]; then
 fi
 
 if [[ $STAGES == *" sweep "* ]]; then
-    timeout "${SWEEP_S:-40}" python3 scripts/grouped_conv_bench.py --out "$WORK/grouped-conv.txt" ||
+    timeout "${SWEEP_S:-40}" python3 -m benchmarks.perf.grouped_conv_bench --out "$WORK/grouped-conv.txt" ||
         echo "grouped-conv bench did not finish"
     pack
 fi
@@ -68,7 +68,7 @@ if [[ $STAGES == *" profile "* ]]; then
     default_targets+=" i-amfs:mini-imagenet-5w1s:batched+nhwc maml:mini-imagenet-5w1s:loop maml:mini-imagenet-5w1s:learn2learn"
     for target in ${PROFILE_TARGETS:-$default_targets}; do
         IFS=: read -r method setting strategy <<<"$target"
-        timeout "${PROFILE_S:-25}" python3 scripts/profile_step.py --device cuda --setting "$setting" \
+        timeout "${PROFILE_S:-25}" python3 -m benchmarks.perf.profile_step --device cuda --setting "$setting" \
             --method "$method" --strategy "$strategy" --out "$WORK/profile-$method-$setting-${strategy//+/-}.txt" \
             >/dev/null 2>&1 || echo "profile $method $setting $strategy did not finish"
     done
@@ -76,7 +76,7 @@ if [[ $STAGES == *" profile "* ]]; then
 fi
 
 if [[ $STAGES == *" compile "* ]]; then
-    timeout "${COMPILE_S:-240}" python3 scripts/compile_bench.py --device cuda \
+    timeout "${COMPILE_S:-240}" python3 -m benchmarks.perf.compile_bench --device cuda \
         --settings omniglot-5w1s,mini-imagenet-5w1s --out "$WORK/compile.txt" || echo "compile bench did not finish"
     pack
 fi

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
+from benchmarks.common.files import atomic_write_bytes
 from benchmarks.data.errors import DataError
 from benchmarks.data.split_data import SplitData
-from benchmarks.store import atomic_write_bytes
 
 VERSION = 1
 log = logging.getLogger(__name__)

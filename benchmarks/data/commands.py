@@ -162,8 +162,8 @@ def _learn2learn_sampler(images: torch.Tensor, labels: torch.Tensor, n_way: int,
 def _maml_iteration(device: torch.device, sampler: EpisodeSampler, n_tasks: int) -> tuple[Callable[[], Any], str]:
     """One second-order MAML meta-iteration on a fixed meta-batch (meta-gradient + Adam step)."""
     from baselines import GradientInner, MeanOuter
-    from benchmarks.backbones import BackboneSpec, build_backbone
-    from benchmarks.meta_learner import MetaLearner, default_strategy
+    from benchmarks.learner.backbones import BackboneSpec, build_backbone
+    from benchmarks.learner.meta_learner import MetaLearner, default_strategy
 
     backbone, backbone_params = build_backbone(BackboneSpec("conv4", 1, 28, 64, "strided"), seed=0)
     backbone.to(device)

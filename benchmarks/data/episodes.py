@@ -16,7 +16,7 @@ import torch
 from benchmarks.data.errors import DataError
 from benchmarks.data.seeding import episode_generator
 from benchmarks.data.split_data import SplitData
-from benchmarks.tasks import TaskBatch
+from benchmarks.data.tasks import TaskBatch
 
 
 class EpisodeSampler:

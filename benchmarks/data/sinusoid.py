@@ -13,7 +13,7 @@ import torch
 
 from benchmarks.data.seeding import episode_generator
 from benchmarks.data.split_data import SPLITS
-from benchmarks.tasks import TaskBatch
+from benchmarks.data.tasks import TaskBatch
 
 AMPLITUDE = (0.1, 5.0)
 PHASE = (0.0, math.pi)

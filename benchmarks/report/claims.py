@@ -4,7 +4,7 @@ implemented by the function that evaluates it.
 
 Claims are about classification accuracy (Omniglot, mini-ImageNet, CUB, FC100): sinusoid runs (MSE)
 never enter a verdict. Differences are paired: same seeds, same test episodes, in percentage points
-(pp), with a 95% CI from a bootstrap over seeds and episodes (benchmarks.stats).
+(pp), with a 95% CI from a bootstrap over seeds and episodes (benchmarks.common.stats).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from benchmarks.common.stats import least_squares_weights
 from benchmarks.report import published
 from benchmarks.report.compare import Paired, level, paired_combination, paired_difference
 from benchmarks.report.formatting import interval, number
@@ -28,7 +29,6 @@ from benchmarks.report.labels import (
     method_name,
 )
 from benchmarks.report.runs import Cell, RunSet
-from benchmarks.stats import least_squares_weights
 
 SUPPORTED, REFUTED, INCONCLUSIVE, NOT_COMPARABLE, NOT_RUN = (
     "supported",

@@ -10,12 +10,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from benchmarks.common.files import atomic_write_bytes
 from benchmarks.report import figures as fig
 from benchmarks.report.claims import REFUTED, ClaimResult, evaluate_claims
 from benchmarks.report.labels import REGULARIZER_VARIANTS, cell_label, meta_batch_of_variant
 from benchmarks.report.readme import claims_section, render_readme
 from benchmarks.report.runs import RunSet, load_runs
-from benchmarks.store import StoreError, atomic_write_bytes
+from benchmarks.runs.store import StoreError
 
 EXIT_REFUTED = 1
 EXIT_INVARIANT = 2

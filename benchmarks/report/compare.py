@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from benchmarks.common.stats import BootstrapCI, MeanCI, hierarchical_bootstrap, mean_ci95, seed_spread
 from benchmarks.report.runs import Cell
-from benchmarks.stats import BootstrapCI, MeanCI, hierarchical_bootstrap, mean_ci95, seed_spread
 
 # accuracy is stored as a fraction and shown in %; MSE is shown as it is
 SCALE = {"accuracy": 100.0, "mse": 1.0}

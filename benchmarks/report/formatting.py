@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from benchmarks.stats import BootstrapCI
+from benchmarks.common.stats import BootstrapCI
 
 DIGITS = {"accuracy": 2, "pp": 2, "mse": 3, "MSE": 3, "ratio": 2, "ms": 1, "MB": 0}
 DASH = "–"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from benchmarks.assumptions import ASSUMPTIONS
 from benchmarks.report.claims import VERDICTS, ClaimResult
 from benchmarks.report.figures import RenderedFigure
 from benchmarks.report.formatting import table
@@ -18,6 +17,7 @@ from benchmarks.report.tables import (
     result_table,
     timing_table,
 )
+from benchmarks.runs.assumptions import ASSUMPTIONS
 
 METHOD_TEXT = (
     "Differences are paired: two runs with the same dataset, setting and seed were evaluated on the same "
@@ -148,7 +148,7 @@ def _assumptions_section(runs: RunSet) -> str:
     rows = [
         (
             f"`{key}`",
-            ASSUMPTIONS.get(key, "not in this version's catalogue (benchmarks/assumptions.py)"),
+            ASSUMPTIONS.get(key, "not in this version's catalogue (benchmarks/runs/assumptions.py)"),
             str(counts[key]),
         )
         for key in ids

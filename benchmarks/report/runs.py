@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.report.labels import dataset_order, method_order, setting_order, variant_order
-from benchmarks.store import NOT_RUN_PREFIX, ResultsStore, StoreError
+from benchmarks.runs.store import NOT_RUN_PREFIX, ResultsStore, StoreError
 
 REGRESSION_DATASET = "sinusoid"
 FIX = "delete it and rerun that run"

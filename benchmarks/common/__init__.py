@@ -1,0 +1,1 @@
+"""Foundation: atomic files, statistics, table formatting. Imports nothing else of the suite."""

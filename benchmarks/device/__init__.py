@@ -1,0 +1,1 @@
+"""HOW FAST, never WHAT: device choice, execution strategy, convolution layouts, precision, heap policy."""

@@ -1,0 +1,110 @@
+"""How a run executes on its device: task batching strategy, CUDA graph, convolution kernel and
+matrix precision. "auto" settings resolve to measured per-device defaults (reports/perf); the
+resolved values are recorded with every result, so they never change a result silently."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from benchmarks.learner.registry import method_spec
+
+# Config strategies that replay a strategy's training step from a CUDA graph. 'graph-loop' keeps the
+# loop's memory (one task's activations at a time) without its per-kernel launch cost.
+GRAPHED = {"graph": "vmap", "graph-batched": "batched", "graph-loop": "loop"}
+
+# Precisions that run the backbone under autocast in a lower-precision dtype (MetaLearner.features):
+# its convolutions and their gradients in bfloat16 (8-bit mantissa), everything after the features in
+# float32. The backbone is where the time goes; a kernel matrix or a Cholesky solve in bfloat16 would
+# not survive its rounding.
+BACKBONE_DTYPES = {"bf16": torch.bfloat16}
+
+
+def backbone_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of the backbone under `precision`, None for full float32 (fp32, tf32)."""
+    return BACKBONE_DTYPES.get(precision)
+
+
+@dataclass(frozen=True)
+class Execution:
+    strategy: str  # loop | vmap | batched
+    graph: bool  # the whole training step replayed from a CUDA graph
+    conv_impl: str  # cudnn | unfold | shifted | cudnn-nhwc | nhwc-centred
+    precision: str  # fp32 | tf32 | bf16
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Execution, list[str]]:
+    """The execution for a config on a device, and notes on any fallback taken."""
+    notes: list[str] = []
+    cuda = device.type == "cuda"
+    strategy = config["strategy"]
+    if strategy == "auto":
+        # Measured on the 2-core CPU (reports/perf/NOTES.md): for Conv-4 the batched network with its
+        # large passes in NHWC ('nhwc-centred'), the fastest row for 14 of 15 methods and settings of
+        # the perf run and 1.12x-1.20x faster than the loop at the protocol's 32 Omniglot tasks (every
+        # method, alternating rounds); vmap for the small MLP (its per-task work is too small to
+        # amortise the loop's per-call overhead, and there is no convolution to group). On an H100
+        # (reports/perf/h100): for the gradient inner loop the grouped network in NHWC is fastest
+        # (second-order MAML on Omniglot 12.0 ms vs 18.9 ms for vmap, both in a CUDA graph); for
+        # the kernel inner loop neither wins everywhere, and vmap stays.
+        if cuda:
+            # bf16 is never vmapped (config.VMAP_STRATEGIES): the batched network serves both inner loops
+            batched = _inner_kind(config) == "gradient" or config["precision"] in BACKBONE_DTYPES
+            strategy = "graph-batched" if batched else "graph"
+        elif config["dataset"] == "sinusoid":
+            strategy = "vmap"
+        else:
+            strategy = "batched"
+    graph = strategy in GRAPHED
+    if graph:
+        strategy = GRAPHED[strategy]
+        if not cuda:
+            notes.append(f"a CUDA graph needs CUDA; ran with '{strategy}' on the CPU")
+            graph = False
+    conv_impl = config["backbone.conv"]
+    if conv_impl == "auto":
+        # Measured on an H200 (reports/perf/h200): second-order MAML on Omniglot, 32 tasks, CUDA
+        # graph, fp32: cuDNN 18.2 ms, shifted views 19.2, im2col 50.4, cuDNN autotuner 18.4; on
+        # the CPU the alternatives are slower still. The batched strategy's grouped convolutions
+        # are faster in NHWC on CUDA in every setting measured on an H100 (reports/perf/h100); on the
+        # CPU with every layer of the large passes in NHWC and batch norm's input centred
+        # (`batched+nhwc-all` against `batched`: Omniglot MAML 1.34x against 1.13x learn2learn in
+        # alternating pairs). Re-measure with `perf --strategies graph+...`.
+        nhwc = "cudnn-nhwc" if cuda else "nhwc-centred"
+        conv_impl = nhwc if strategy == "batched" else "cudnn"
+    return Execution(strategy, graph, conv_impl, config["precision"]), notes
+
+
+def _inner_kind(config: dict[str, Any]) -> str:
+    return config["compose.inner"] or method_spec(config["method"]).inner
+
+
+def apply_precision(precision: str) -> None:
+    """fp32: full float32 everywhere (PyTorch otherwise lets cuDNN convolutions use TF32).
+    tf32: TensorFloat-32 for convolutions and matrix products (10-bit mantissa inputs). Not the
+    default: on an H200 it moved MAML's meta-gradient by 10-25% (reports/perf/h200, tolerance 1%).
+    bf16: TF32 off, as fp32; the backbone's autocast is MetaLearner's (backbone_dtype)."""
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+
+
+@contextmanager
+def backend_scope(precision: str, cudnn_benchmark: bool = False) -> Iterator[None]:
+    """apply_precision and cuDNN's autotuner (off is PyTorch's default) for the duration of a block,
+    then the previous flags again."""
+    backends = torch.backends
+    saved = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark
+    apply_precision(precision)
+    backends.cudnn.benchmark = cudnn_benchmark
+    try:
+        yield
+    finally:
+        backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark = saved

@@ -1,0 +1,1 @@
+"""WHAT is computed: the method registry, the meta-learner (objective and meta-gradient), backbones."""

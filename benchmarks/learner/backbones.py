@@ -1,0 +1,289 @@
+"""Shared backbones: Conv-4 (Finn et al. 2017 / Vinyals et al. 2016) and the sinusoid MLP.
+
+Every method of a run gets bit-identical backbone weights for the same seed: weights are drawn from
+a private generator seeded by the run seed, never from the global RNG. Heads and kernel parameters
+are drawn afterwards from a separate generator, so they cannot shift the backbone's draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from baselines.maml import DIFFERENTIATED_TWICE
+
+
+def batch_norm(
+    h: Tensor, weight: Tensor, bias: Tensor, stats_rows: int | None, fused: bool = False, eps: float = 1e-5
+) -> Tensor:
+    """Batch normalisation from batch statistics, never running statistics.
+
+    `stats_rows=None`: statistics of the whole batch (transductive). `stats_rows=n`: statistics of
+    the first n rows only (the support set), applied to every row, so a query example's output does
+    not depend on the other query examples (inductive).
+
+    Written out unless `fused`: under torch.func, grad(vmap(grad(...))) through F.batch_norm
+    returns wrong second-order gradients (PyTorch 2.14; found by the finite-difference test in
+    tests/baselines/test_maml.py), while these elementary operations are differentiated correctly. Without
+    vmap (the loop strategy), and under vmap in a pass differentiated only once (first-order
+    gradients, the kernel inner loop, MAML's query pass), F.batch_norm is right and, fused, several
+    times faster on the CPU and saves one tensor for backward where the written-out form saves three.
+    """
+    if fused and stats_rows is None:
+        return F.batch_norm(h, None, None, weight, bias, training=True, eps=eps)
+    reduce_dims = [0, *range(2, h.dim())]
+    ref = h if stats_rows is None else h[:stats_rows]
+    var, mean = torch.var_mean(ref, reduce_dims, correction=0, keepdim=True)
+    shape = [1, -1] + [1] * (h.dim() - 2)
+    return (h - mean) * (torch.rsqrt(var + eps) * weight.view(shape)) + bias.view(shape)
+
+
+def centre_channels(h: Tensor) -> Tensor:
+    """h minus a per-channel constant (the first row's spatial mean, not differentiated): batch norm's
+    output is exactly the same function of h, but the CPU's NHWC batch-norm kernels are far less
+    precise on inputs whose channel means are large against their spread (forward error 3e-4 against
+    7e-6 in NCHW at mean/std 300, 75x256x14x14); centred, the NHWC forward error is within 10x of
+    NCHW's. Costs one pass over h."""
+    return h - h[:1].mean(dim=(2, 3), keepdim=True).detach()
+
+
+class _ContiguousGradient(torch.autograd.Function):
+    """The identity, whose gradient is handed back in the default (NCHW) layout."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor) -> Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        return grad.contiguous()
+
+
+def contiguous_gradient(x: Tensor) -> Tensor:
+    """x, with its gradient converted to the default layout. An NHWC pass's convolutions return their
+    weight gradients in NHWC; flowing into the NCHW support pass of second-order MAML, they turned its
+    double backward NHWC too, where the CPU's reductions are slow."""
+    return _ContiguousGradient.apply(x)
+
+
+def conv3x3_unfold(x: Tensor, weight: Tensor, stride: int) -> Tensor:
+    """3x3 convolution (padding 1) as im2col + matrix product: the same function as F.conv2d.
+
+    Under vmap with per-task weights (MAML's adapted parameters) F.conv2d becomes a grouped
+    convolution and this becomes one batched matrix product; which is faster depends on the device
+    and library versions, so it is a setting (`backbone.conv`) that `python -m benchmarks perf` can
+    compare, not the default.
+    """
+    b, _, h, w = x.shape
+    cols = F.unfold(x, 3, padding=1, stride=stride)
+    out = weight.reshape(weight.shape[0], -1) @ cols
+    return out.reshape(b, weight.shape[0], (h - 1) // stride + 1, (w - 1) // stride + 1)
+
+
+def conv3x3_shifted(x: Tensor, weight: Tensor, stride: int) -> Tensor:
+    """3x3 convolution (padding 1) as nine shifted, strided views of the input, each multiplied by
+    one tap of the kernel and summed: the same function as F.conv2d, with no im2col buffer and only
+    slicing and matrix products, whose backward passes are slicing and matrix products again."""
+    b, c, h, w = x.shape
+    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    padded = F.pad(x, (1, 1, 1, 1))
+    out = None
+    for i in range(3):
+        for j in range(3):
+            view = padded[:, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
+            term = weight[:, :, i, j] @ view.reshape(b, c, ho * wo)
+            out = term if out is None else out + term
+    assert out is not None
+    return out.reshape(b, weight.shape[0], ho, wo)
+
+
+# cudnn-nhwc: cuDNN, NHWC memory in the 'batched' strategy's grouped layers 2-4 (plain cuDNN elsewhere)
+# nhwc-centred: every grouped layer of a large pass in NHWC, batch norm's input centred (centre_channels)
+CONV_IMPLS = ("cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred")
+# nhwc-centred: passes with at least this many input pixels per task (rows x height x width of
+# the input) run in NHWC; smaller ones stay NCHW. Measured on a 2-core CPU in alternating rounds
+# (reports/perf/NOTES.md): Omniglot's 5-row support passes (28 x 28) made test-time adaptation 1.3x
+# slower in NHWC (MAML and FO-MAML), mini-ImageNet's 5-row passes (84 x 84, 9x the pixels) made it
+# 1.1-1.3x faster; the 75-row query passes are faster in NHWC on both. 16 rows of 28 x 28 keeps
+# Omniglot's 1-shot support passes NCHW and its query passes NHWC. A pass that is differentiated twice
+# (baselines.maml.DIFFERENTIATED_TWICE: second-order MAML's support passes in training) stays NCHW
+# whatever its size: on mini-ImageNet 5w5s the 25-row support pass in NHWC made the second-order step
+# 1.6x slower than 'batched', while first-order MAML (the same pass, no double backward) was 1.5x
+# faster than 'batched' with every pass in NHWC.
+NHWC_MIN_PIXELS = 16 * 28 * 28
+
+
+def large_pass(rows: int, height: int, width: int) -> bool:
+    """Whether a pass of `rows` images per task of height x width is large enough for NHWC."""
+    return rows * height * width >= NHWC_MIN_PIXELS
+
+
+CONV_FUNCTIONS = {"unfold": conv3x3_unfold, "shifted": conv3x3_shifted}
+
+
+class Conv4(nn.Module):
+    """Four blocks of 3x3 conv -> batch norm -> ReLU, then either 2x2 max-pool per block
+    (mini-ImageNet variant: features flattened) or stride-2 convolutions (MAML's Omniglot variant:
+    features averaged over space, as in Finn et al.'s code)."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        filters: int = 64,
+        pooling: str = "strided",
+        image_size: int = 28,
+        conv_impl: str = "cudnn",
+    ):
+        super().__init__()
+        if pooling not in ("strided", "max"):
+            raise ValueError(f"pooling must be 'strided' or 'max', got {pooling!r}")
+        if conv_impl not in CONV_IMPLS:
+            raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}")
+        self.pooling = pooling
+        self.conv_impl = conv_impl
+        self.convs = nn.ParameterList()
+        self.norms = nn.ParameterList()
+        channels = in_channels
+        size = image_size
+        for _ in range(4):
+            self.convs.append(nn.Parameter(torch.empty(filters, channels, 3, 3)))
+            self.norms.append(nn.Parameter(torch.ones(filters)))
+            self.norms.append(nn.Parameter(torch.zeros(filters)))
+            channels = filters
+            size = (size - 1) // 2 + 1 if pooling == "strided" else size // 2
+        if size < 1:
+            raise ValueError(f"image size {image_size} is too small for four {pooling} blocks")
+        self.feature_dim = filters if pooling == "strided" else filters * size * size
+
+    def forward(self, x: Tensor, stats_rows: int | None = None, fused_norm: bool = False) -> Tensor:
+        h = x
+        stride = 2 if self.pooling == "strided" else 1
+        for i, weight in enumerate(self.convs):
+            if self.conv_impl in CONV_FUNCTIONS:
+                h = CONV_FUNCTIONS[self.conv_impl](h, weight, stride)
+            else:
+                h = F.conv2d(h, weight, stride=stride, padding=1)
+            h = batch_norm(h, self.norms[2 * i], self.norms[2 * i + 1], stats_rows, fused_norm)
+            h = F.relu(h)
+            if self.pooling == "max":
+                h = F.max_pool2d(h, 2)
+        return h.mean(dim=(2, 3)) if self.pooling == "strided" else h.flatten(1)
+
+    def forward_tasks(self, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None) -> Tensor:
+        """Every task with its own weights in one network: params have a leading task dimension T,
+        x is [T, N, C, H, W]; returns features [T, N, F], task t's equal to forward() with its weights.
+
+        The tasks are laid side by side along the channels ([N, T*C, H, W]), so a convolution with
+        groups=T applies each task's kernel to its own channels only, and batch norm's per-channel
+        statistics are per task and channel, as forward() computes them per task. No vmap is
+        involved, so the fused batch norm is exact here. The convolutions are always the library's
+        grouped ones (cuDNN, oneDNN on the CPU); conv_impl 'cudnn-nhwc' runs layers 2-4 in NHWC
+        memory, where cuDNN's grouped kernels measured faster on an H200
+        (reports/perf/h200/grouped-conv.txt); 'nhwc-centred' runs in NHWC every layer of a pass
+        large enough (large_pass) that is not differentiated twice, where oneDNN's
+        grouped convolution backward needs no layout conversion and the CPU's batch norm is faster,
+        with the input of each batch norm centred first (centre_channels) for its precision."""
+        t, n = x.shape[:2]
+        h = x.transpose(0, 1).reshape(n, t * x.shape[2], *x.shape[3:])
+        stride = 2 if self.pooling == "strided" else 1
+        all_nhwc = self.conv_impl == "nhwc-centred" and large_pass(n, *x.shape[-2:]) and not DIFFERENTIATED_TWICE.get()
+        for i in range(4):
+            weight = params[f"convs.{i}"]
+            weight = weight.reshape(-1, *weight.shape[2:])
+            if all_nhwc or (self.conv_impl == "cudnn-nhwc" and i > 0):
+                h = h.contiguous(memory_format=torch.channels_last)
+            if all_nhwc:  # in the input's layout, or the convolution converts it on every call
+                weight = contiguous_gradient(weight).contiguous(memory_format=torch.channels_last)
+            h = F.conv2d(h, weight, stride=stride, padding=1, groups=t)
+            if all_nhwc:
+                h = centre_channels(h)
+            scale, shift = params[f"norms.{2 * i}"].reshape(-1), params[f"norms.{2 * i + 1}"].reshape(-1)
+            h = F.relu(batch_norm(h, scale, shift, stats_rows, fused=True))
+            if self.pooling == "max":
+                h = F.max_pool2d(h, 2)
+        features = h.mean(dim=(2, 3)) if self.pooling == "strided" else h.flatten(1)
+        return features.reshape(n, t, -1).transpose(0, 1)
+
+
+class MLP(nn.Module):
+    """The sinusoid-regression network of Finn et al. 2017 without its output layer:
+    1 -> 40 -> 40 with ReLU; the output layer is the method's head."""
+
+    def __init__(self, in_features: int = 1, hidden: tuple[int, ...] = (40, 40)):
+        super().__init__()
+        self.layers = nn.ModuleList()
+        width = in_features
+        for h in hidden:
+            self.layers.append(nn.Linear(width, h))
+            width = h
+        self.feature_dim = width
+
+    def forward(self, x: Tensor, stats_rows: int | None = None, fused_norm: bool = False) -> Tensor:
+        for layer in self.layers:
+            x = F.relu(layer(x))
+        return x
+
+    def forward_tasks(self, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None) -> Tensor:
+        """forward() for T tasks at once, each with its own weights (leading dimension T): x [T, N, in]."""
+        for i in range(len(self.layers)):
+            x = F.relu(torch.baddbmm(params[f"layers.{i}.bias"].unsqueeze(1), x, params[f"layers.{i}.weight"].mT))
+        return x
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a backbone is; resolved from a run config."""
+
+    kind: str = "conv4"  # conv4 | mlp
+    in_channels: int = 1
+    image_size: int = 28
+    filters: int = 64
+    pooling: str = "strided"
+    conv_impl: str = "cudnn"
+
+
+def build_backbone(spec: BackboneSpec, seed: int) -> tuple[nn.Module, dict[str, Tensor]]:
+    """The backbone module and its initial parameters (a fresh dict, prefixed 'backbone.')."""
+    if spec.kind == "conv4":
+        module: nn.Module = Conv4(spec.in_channels, spec.filters, spec.pooling, spec.image_size, spec.conv_impl)
+    elif spec.kind == "mlp":
+        module = MLP(spec.in_channels)
+    else:
+        raise ValueError(f"unknown backbone {spec.kind!r}; valid: conv4, mlp")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p, generator=generator)
+            elif name.startswith("norms") and (int(name.split(".")[1]) % 2 == 0):
+                p.fill_(1.0)
+            else:
+                p.zero_()
+    params = {f"backbone.{k}": v.detach().clone() for k, v in module.named_parameters()}
+    return module, params
+
+
+def backbone_forward_tasks(
+    module: nn.Module, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None
+) -> Tensor:
+    """The backbone for T tasks at once: 'backbone.' entries with a leading task dimension, x [T, N, ...]."""
+    own = {k[len("backbone.") :]: v for k, v in params.items() if k.startswith("backbone.")}
+    return module.forward_tasks(own, x, stats_rows)
+
+
+def backbone_forward(
+    module: nn.Module, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None, fused_norm: bool = False
+) -> Tensor:
+    """Run the backbone with the 'backbone.'-prefixed entries of a parameter dict."""
+    own = {k[len("backbone.") :]: v for k, v in params.items() if k.startswith("backbone.")}
+    return torch.func.functional_call(module, own, (x,), {"stats_rows": stats_rows, "fused_norm": fused_norm})

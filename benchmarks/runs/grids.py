@@ -1,0 +1,135 @@
+"""Grids: TOML files under benchmarks/configs/ that expand to run specs
+(setting x method x variant x seed), each with a fully resolved config.
+
+    description = "..."
+    methods = ["maml", ...]            # methods that run the default variant
+    seeds = [0, 1]
+    [defaults]                         # settings for every run
+    [[setting]]                        # one dataset setting (a table in the report)
+    dataset = "omniglot"  n_way = 5  k_shot = 1  ...
+    [[variant]]                        # ablation variants, each for some methods
+    name = "reg-none"  methods = ["amfs"]  set = { "regularizer.mu" = 0.0 }
+
+A variant whose resolved config equals a run already listed (e.g. meta-batch 4 on mini-ImageNet
+1-shot, whose protocol meta-batch is 4) is not run twice: the earlier run stands for it.
+
+Layers, later wins: config.DEFAULTS < dataset protocol < method defaults < grid defaults < setting
+< variant < command-line --set.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.learner.registry import METHODS, method_spec
+from benchmarks.runs.config import ConfigError, check_keys, resolve
+
+CONFIG_DIR = Path(__file__).parents[1] / "configs"
+GRID_KEYS = {"description", "methods", "seeds", "defaults", "setting", "variant"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a grid."""
+
+    key: str  # dataset/setting/method/variant/seedN
+    grid: str
+    method: str
+    dataset: str
+    setting: str
+    variant: str
+    seed: int
+    config: dict[str, Any] = field(hash=False)
+    overrides: dict[str, Any] = field(hash=False)  # the variant's values
+
+    @property
+    def run_id(self) -> str:
+        return self.key.replace("/", "__")
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    description: str
+    runs: list[RunSpec]
+    source: Path
+
+
+def setting_name(config: dict[str, Any]) -> str:
+    if config["dataset"] == "sinusoid":
+        return f"{config['k_shot']}shot"
+    return f"{config['n_way']}w{config['k_shot']}s"
+
+
+def grid_path(name: str) -> Path:
+    """A named grid (benchmarks/configs/NAME.toml) or a path to a TOML file."""
+    candidate = Path(name)
+    if candidate.suffix == ".toml":
+        if not candidate.exists():
+            raise ConfigError(f"grid file {candidate} does not exist")
+        return candidate
+    path = CONFIG_DIR / f"{name}.toml"
+    if not path.exists():
+        names = sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+        raise ConfigError(f"unknown grid {name!r}; named grids: {', '.join(names)} (or pass a .toml path)")
+    return path
+
+
+def load_grid(name: str, overrides: dict[str, Any] | None = None, only: str | None = None) -> Grid:
+    """Expand a grid into run specs. `overrides` (from --set) apply to every run; `only` is a glob
+    over run keys."""
+    path = grid_path(name)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML ({e})") from e
+    unknown = set(raw) - GRID_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown grid field(s) {sorted(unknown)}; valid: {sorted(GRID_KEYS)}")
+    grid_name = path.stem
+    methods = raw.get("methods", list(METHODS))
+    for m in methods:
+        method_spec(m)
+    seeds = raw.get("seeds", [0])
+    defaults = raw.get("defaults", {})
+    check_keys(defaults, f"{path} [defaults]")
+    overrides = overrides or {}
+    runs: list[RunSpec] = []
+    seen: set[str] = set()  # resolved configs already listed
+    for i, setting in enumerate(raw.get("setting", [])):
+        check_keys(setting, f"{path} [[setting]] #{i + 1}")
+        variants = [("default", methods, {})]
+        for j, v in enumerate(raw.get("variant", [])):
+            where = f"{path} [[variant]] #{j + 1}"
+            if "name" not in v or "set" not in v:
+                raise ConfigError(f"{where}: a variant needs `name` and `set`")
+            check_keys(v["set"], where)
+            variants.append((v["name"], v.get("methods", methods), v["set"]))
+        for variant, variant_methods, values in variants:
+            for method in variant_methods:
+                for seed in seeds:
+                    explicit = {**defaults, **setting, **values, **overrides, "method": method, "seed": seed}
+                    where = f"{path} ({setting.get('dataset', '?')}, {method}, {variant})"
+                    config = resolve(explicit, where)
+                    identity = json.dumps(config, sort_keys=True)
+                    if identity in seen:
+                        # A variant that equals another run (meta-batch 4 where the protocol's is 4)
+                        # would repeat its computation; that run stands for both.
+                        continue
+                    seen.add(identity)
+                    setting_id = setting_name(config)
+                    key = f"{config['dataset']}/{setting_id}/{method}/{variant}/seed{seed}"
+                    runs.append(
+                        RunSpec(key, grid_name, method, config["dataset"], setting_id, variant, seed, config, values)
+                    )
+    if only:
+        runs = [r for r in runs if fnmatch.fnmatch(r.key, only) or only in r.key]
+    keys = [r.key for r in runs]
+    if len(keys) != len(set(keys)):
+        raise ConfigError(f"{path}: two runs share a key; give variants distinct names")
+    return Grid(grid_name, raw.get("description", ""), runs, path)

@@ -1,0 +1,264 @@
+"""One run: meta-train with periodic validation and best-checkpoint selection, then test on the
+fixed episodes. State is checkpointed atomically so an interrupted run resumes exactly where it
+stopped: episodes are a function of (seed, split, index), so the resumed run sees the same stream
+and ends with the same numbers as an uninterrupted one."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from benchmarks.common.files import atomic_write_bytes
+from benchmarks.common.stats import mean_ci95
+from benchmarks.device.execution import apply_precision, backbone_dtype, resolve_execution
+from benchmarks.learner.backbones import BackboneSpec, build_backbone
+from benchmarks.learner.meta_learner import MetaLearner
+from benchmarks.learner.registry import build_inner, build_outer, build_regularizer
+from benchmarks.runs.grids import RunSpec
+from benchmarks.runs.step import GraphedTrainStep
+
+EVAL_CHUNK = 25  # test/validation tasks evaluated per call: bounds memory, amortises overhead
+
+
+class RunFailure(RuntimeError):
+    """A run that cannot go on (non-finite loss, exhausted jitter retries); recorded as failed."""
+
+
+def backbone_spec(config: dict[str, Any], conv_impl: str = "cudnn") -> BackboneSpec:
+    dataset = config["dataset"]
+    if dataset == "sinusoid":
+        return BackboneSpec(kind="mlp", in_channels=1)
+    channels, size = {"omniglot": (1, 28), "mini-imagenet": (3, 84), "cub": (3, 84), "fc100": (3, 32)}[dataset]
+    return BackboneSpec("conv4", channels, size, config["backbone.filters"], config["backbone.pooling"], conv_impl)
+
+
+def higher_is_better(config: dict[str, Any]) -> bool:
+    return config["dataset"] != "sinusoid"
+
+
+@dataclass
+class TrainState:
+    """Everything a checkpoint holds besides parameters and optimiser state."""
+
+    iteration: int = 0
+    val_curve: list[dict[str, float]] = field(default_factory=list)
+    train_loss_curve: list[dict[str, float]] = field(default_factory=list)
+    best_iteration: int = -1
+    best_metric: float | None = None
+    iteration_ms: list[float] = field(default_factory=list)
+    jitter_retries: int = 0
+    recovered: list[str] = field(default_factory=list)
+    resumed_from: list[int] = field(default_factory=list)
+    train_seconds: float = 0.0
+    loss_window: list[float] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains and evaluates one RunSpec on one device."""
+
+    def __init__(self, spec: RunSpec, sources: dict[str, Any], device: torch.device, checkpoint: Path, progress: bool):
+        self.spec = spec
+        self.config = spec.config
+        self.sources = sources
+        self.device = device
+        self.checkpoint = checkpoint
+        self.progress = progress
+        self.execution, notes = resolve_execution(self.config, device)
+        apply_precision(self.execution.precision)
+        spec_ = backbone_spec(self.config, self.execution.conv_impl)
+        module, backbone_params = build_backbone(spec_, self.config["seed"])
+        self.learner = MetaLearner(
+            module.to(device),
+            build_inner(self.config),
+            build_outer(self.config),
+            build_regularizer(self.config),
+            self.execution.strategy,
+            backbone_dtype(self.execution.precision),
+        )
+        params = self.learner.init_parameters(backbone_params, self.config["seed"])
+        self.params = {k: v.detach().to(device).requires_grad_(True) for k, v in params.items()}
+        self.optimizer = torch.optim.Adam(
+            list(self.params.values()), lr=self.config["meta_lr"], capturable=self.execution.graph
+        )
+        self.best_params = {k: v.detach().clone() for k, v in self.params.items()}
+        self.state = TrainState(recovered=notes)
+        self.graphed: GraphedTrainStep | None = None
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        payload = {
+            "config": self.config,
+            "params": {k: v.detach().cpu() for k, v in self.params.items()},
+            "best_params": {k: v.cpu() for k, v in self.best_params.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "state": self.state.__dict__,
+        }
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        atomic_write_bytes(self.checkpoint, buffer.getvalue())
+
+    def try_resume(self) -> bool:
+        """Load the checkpoint if there is one for this exact config."""
+        if not self.checkpoint.exists():
+            return False
+        try:
+            payload = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        except Exception as e:  # a checkpoint is only a cache of progress: start over, say so
+            self.state.recovered.append(f"unreadable checkpoint ignored ({type(e).__name__}); restarted")
+            return False
+        if payload["config"] != self.config:
+            raise RunFailure(
+                f"checkpoint {self.checkpoint} was written with a different config; delete it to restart this run"
+            )
+        with torch.no_grad():
+            for k, v in payload["params"].items():
+                self.params[k].copy_(v)
+        self.best_params = {k: v.to(self.device) for k, v in payload["best_params"].items()}
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.state = TrainState(**payload["state"])
+        self.state.resumed_from.append(self.state.iteration)
+        return True
+
+    # --- training -------------------------------------------------------------------------
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _initialise_from_data(self) -> None:
+        init = getattr(self.learner.inner, "data_dependent_init", None)
+        if init is None:
+            return
+        batch = self.sources["train"].tasks(self.config["seed"], 0, self.config["meta_batch"]).to(self.device)
+        updates = init(self.learner.features, self.params, batch.support_x, batch.query_x)
+        with torch.no_grad():
+            for k, v in updates.items():
+                self.params[k].copy_(v)
+
+    def _step(self, batch):
+        """One meta-update; returns the StepResult (loss and diagnostics) of that step."""
+        if self.execution.graph and self.graphed is None:
+            try:
+                self.graphed = GraphedTrainStep(self.learner, self.params, self.optimizer, batch)
+            except RuntimeError as e:  # an op that cannot be captured: run eagerly, say so
+                self.state.recovered.append(f"CUDA graph capture failed ({e}); ran without a graph")
+                self.execution = dataclasses.replace(self.execution, graph=False)
+        if self.graphed is not None:
+            return self.graphed(batch)
+        step = self.learner.meta_gradients(self.params, batch)
+        for k, p in self.params.items():
+            p.grad = step.gradients[k]
+        self.optimizer.step()
+        return step
+
+    def _train_batch(self, index: int):
+        return self.sources["train"].tasks(self.config["seed"], index, self.config["meta_batch"]).to(self.device)
+
+    def train(self) -> None:
+        cfg = self.config
+        total = cfg["iterations"]
+        if self.state.iteration == 0:
+            self._initialise_from_data()
+        bar = tqdm(
+            total=total,
+            initial=self.state.iteration,
+            desc=self.spec.key,
+            disable=not self.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        started = time.perf_counter() - self.state.train_seconds
+        batch = self._train_batch(self.state.iteration) if self.state.iteration < total else None
+        while self.state.iteration < total:
+            it = self.state.iteration
+            self._sync()
+            t0 = time.perf_counter()
+            step = self._step(batch)
+            # The next meta-batch is drawn while the device still works on this step (a meta-batch
+            # depends only on its index, so the order of draws changes nothing); the iteration time
+            # therefore includes drawing the next one.
+            batch = self._train_batch(it + 1) if it + 1 < total else None
+            loss = step.task_losses.mean().item()
+            if bool(step.solve_failed):
+                raise RunFailure(f"kernel solve exhausted its jitter retries at iteration {it}")
+            if not math.isfinite(loss):
+                raise RunFailure(f"non-finite meta-training loss at iteration {it}")
+            self._sync()
+            self.state.iteration_ms.append((time.perf_counter() - t0) * 1000)
+            self.state.jitter_retries += int(step.jitter_retries)
+            self.state.loss_window.append(loss)
+            self.state.iteration = it + 1
+            done = self.state.iteration
+            if done % cfg["val_every"] == 0 or done == total:
+                self.state.train_loss_curve.append(
+                    {"iteration": done, "loss": statistics.fmean(self.state.loss_window)}
+                )
+                self.state.loss_window = []
+                self.validate()
+            self.state.train_seconds = time.perf_counter() - started
+            if done % cfg["checkpoint_every"] == 0 and done < total:
+                self.save_checkpoint()
+            bar.update(1)
+            postfix = {"loss": f"{loss:.3f}"}
+            if self.state.val_curve:
+                postfix["val"] = f"{self.state.val_curve[-1]['metric']:.3f}"
+            bar.set_postfix(postfix, refresh=False)
+        bar.close()
+
+    def _evaluate_episodes(self, params: dict[str, torch.Tensor], split: str, episodes: int):
+        """Per-episode metric and loss on the fixed episodes of a split, and ms per episode."""
+        source = self.sources[split]
+        metrics, losses, times = [], [], []
+        for start in range(0, episodes, EVAL_CHUNK):
+            n = min(EVAL_CHUNK, episodes - start)
+            batch = source.tasks(self.config["seed"], start // EVAL_CHUNK, n).to(self.device)
+            self._sync()
+            t0 = time.perf_counter()
+            metric, loss = self.learner.evaluate(params, batch)
+            self._sync()
+            times.append((time.perf_counter() - t0) * 1000 / n)
+            metrics.append(metric.cpu())
+            losses.append(loss.cpu())
+        return torch.cat(metrics).double(), torch.cat(losses).double(), statistics.median(times)
+
+    def validate(self) -> None:
+        if not all(bool(torch.isfinite(p).all()) for p in self.params.values()):
+            raise RunFailure(f"non-finite parameters at iteration {self.state.iteration}")
+        metric, loss, _ = self._evaluate_episodes(self.params, "val", self.config["val_episodes"])
+        value = metric.mean().item()
+        self.state.val_curve.append({"iteration": self.state.iteration, "metric": value, "loss": loss.mean().item()})
+        best = self.state.best_metric
+        improved = best is None or (value > best if higher_is_better(self.config) else value < best)
+        if improved:
+            self.state.best_metric = value
+            self.state.best_iteration = self.state.iteration
+            self.best_params = {k: v.detach().clone() for k, v in self.params.items()}
+
+    def test(self) -> dict[str, Any]:
+        cfg = self.config
+        metric, _, ms = self._evaluate_episodes(self.best_params, "test", cfg["test_episodes"])
+        per_episode = [float(x) for x in metric.tolist()]
+        summary = mean_ci95(per_episode)
+        return {
+            "metric": "accuracy" if higher_is_better(cfg) else "mse",
+            "episodes": len(per_episode),
+            "per_episode": per_episode,
+            "mean": summary.mean,
+            "ci95": summary.ci95 if len(per_episode) > 1 else None,
+            "std": summary.std if len(per_episode) > 1 else None,
+            "episode_seed": cfg["seed"],
+            "adaptation_ms_per_episode": ms,
+        }
+
+    def peak_memory_mb(self) -> float | None:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return None

@@ -1,0 +1,75 @@
+"""The assumptions catalogue and which assumptions apply to a run config."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.learner.registry import METHODS
+from benchmarks.runs.assumptions import ASSUMPTIONS, assumptions_in_force
+from benchmarks.runs.config import resolve
+
+
+def config(method: str, dataset: str = "omniglot", **values) -> dict:
+    return resolve({"method": method, "dataset": dataset, **values})
+
+
+def test_catalogue_entries_are_single_lines():
+    for key, text in ASSUMPTIONS.items():
+        assert key == key.lower() and " " not in key
+        assert text and "\n" not in text
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("dataset", ["omniglot", "mini-imagenet", "cub", "fc100", "sinusoid"])
+def test_every_id_in_force_is_catalogued(method, dataset):
+    ids = assumptions_in_force(config(method, dataset))
+    assert ids and set(ids) <= set(ASSUMPTIONS)
+    assert ids == [k for k in ASSUMPTIONS if k in ids]  # catalogue order, no duplicates
+
+
+def test_maml_on_omniglot():
+    ids = set(assumptions_in_force(config("maml")))
+    assert {"maml-adapt-all-parameters", "omniglot-split", "bn-transductive", "backbone-strided-spatial-mean"} <= ids
+    assert not ids & {"kernel-one-solve", "cosine-m-is-t-minus-1", "regularizer-signs", "maml-first-order-detach"}
+
+
+def test_amfs_defaults_carry_kernel_cosine_and_regularizer_assumptions():
+    ids = set(assumptions_in_force(config("amfs", "mini-imagenet")))
+    expected = {
+        "kernel-one-solve",
+        "kernel-sigma-median",
+        "kernel-init-values",
+        "cosine-m-is-t-minus-1",
+        "regularizer-signs",
+        "regularizer-amfs-strengths",
+        "regularizer-information-definition",
+        "backbone-maxpool-flatten",
+    }
+    assert expected <= ids
+    assert "omniglot-split" not in ids
+
+
+def test_ablation_variants_change_the_assumptions():
+    none = set(assumptions_in_force(config("amfs", **{"regularizer.mu": 0.0, "regularizer.gamma": 0.0})))
+    assert not any(key.startswith("regularizer-") for key in none)
+    first_order = set(assumptions_in_force(config("amfs", first_order=True)))
+    assert "kernel-first-order-detached-support" in first_order
+    assert "maml-first-order-detach" in assumptions_in_force(config("fomaml"))
+    inductive = set(assumptions_in_force(config("maml", bn_mode="inductive")))
+    assert "bn-inductive-support-stats" in inductive and "bn-transductive" not in inductive
+    minus = set(assumptions_in_force(config("amfs", **{"regularizer.mu_sign": -1.0})))
+    assert "regularizer-printed-minus-sign" in minus and "regularizer-signs" not in minus
+    sqrt_d = set(assumptions_in_force(config("i-amfs", **{"kernel.sigma_init": "sqrt_d"})))
+    assert "kernel-sigma-sqrt-d" in sqrt_d and "kernel-sigma-median" not in sqrt_d
+
+
+def test_composition_from_config_overrides_the_method():
+    ids = set(assumptions_in_force(config("maml", **{"compose.inner": "kernel", "compose.outer": "cosine"})))
+    assert {"kernel-one-solve", "cosine-weights-constant"} <= ids
+    assert "maml-adapt-all-parameters" not in ids
+
+
+def test_regression_information_term_is_zero():
+    ids = set(assumptions_in_force(config("amfs", "sinusoid")))
+    assert {"sinusoid-protocol", "regularizer-information-zero-regression", "kernel-regression-targets"} <= ids
+    assert not ids & {"bn-transductive", "backbone-conv-no-bias", "regularizer-information-definition"}

@@ -1,0 +1,43 @@
+"""Grid expansion: named grids, layering of settings, and no run computed twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.runs.config import ConfigError
+from benchmarks.runs.grids import load_grid
+
+
+def test_named_grids_expand_with_the_protocol_and_reduced_flags():
+    quick = load_grid("quick")
+    assert len(quick.runs) == 20 and all(r.config["reduced"] for r in quick.runs)
+    omniglot = [r for r in quick.runs if r.dataset == "omniglot"]
+    assert {r.config["meta_batch"] for r in omniglot} == {4}  # the grid overrides Finn's 32
+    paper = load_grid("paper")
+    mini = next(r for r in paper.runs if r.key == "mini-imagenet/5w1s/maml/default/seed0")
+    assert (mini.config["inner.steps_train"], mini.config["inner.step_size"], mini.config["meta_batch"]) == (5, 0.01, 4)
+    assert not mini.config["reduced"] and mini.config["iterations"] == 60000
+
+
+def test_a_variant_equal_to_another_run_is_not_run_twice():
+    runs = load_grid("ablations").runs
+    keys = {r.key for r in runs}
+    assert "mini-imagenet/5w1s/maml/meta-batch-4/seed0" not in keys  # the protocol's meta-batch is 4
+    assert "mini-imagenet/5w1s/maml/meta-batch-8/seed0" in keys
+    assert "omniglot/5w1s/amfs/meta-batch-32/seed0" not in keys  # Omniglot 5-way uses 32
+    assert "omniglot/5w1s/amfs/meta-batch-4/seed0" in keys
+    configs = [tuple(sorted(r.config.items())) for r in runs]
+    assert len(configs) == len(set(configs))
+
+
+def test_command_line_overrides_apply_to_every_run_and_only_filters():
+    grid = load_grid("quick", {"iterations": 3}, only="omniglot/*/amfs/*")
+    assert [r.key for r in grid.runs] == ["omniglot/5w1s/amfs/default/seed0", "omniglot/5w1s/amfs/default/seed1"]
+    assert all(r.config["iterations"] == 3 for r in grid.runs)
+
+
+def test_unknown_grid_names_the_valid_ones():
+    with pytest.raises(
+        ConfigError, match="named grids: ablations, omniglot-bf16, omniglot-short, omniglot-tf32, paper, quick"
+    ):
+        load_grid("papers")
