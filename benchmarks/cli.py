@@ -55,19 +55,44 @@ def cmd_data(args: argparse.Namespace) -> int:
         return commands.check(data_root(args.data_root), cache_dir(args.cache_dir))
     if args.data_command == "prepare":
         return commands.prepare(data_root(args.data_root), cache_dir(args.cache_dir), args.dataset, args.download)
-    return commands.speed(data_root(args.data_root), cache_dir(args.cache_dir), args.device)
+    from benchmarks.perf import data_speed
+
+    return data_speed.speed(data_root(args.data_root), cache_dir(args.cache_dir), args.device)
+
+
+def run_context(args: argparse.Namespace):
+    """The one RunContext of a `run` command: paths, device, threads, progress."""
+    from benchmarks.runs.context import RunContext
+
+    return RunContext(
+        data_root=data_root(args.data_root),
+        cache_dir=cache_dir(args.cache_dir),
+        results=Path(args.results),
+        device=args.device,
+        threads=args.threads,
+        progress=not args.no_progress,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks.runs import runner
+    from benchmarks.runs import commands
+    from benchmarks.runs.executors import ExecutorOptions
 
-    return runner.run_command(args, data_root(args.data_root), cache_dir(args.cache_dir))
+    options = ExecutorOptions(
+        kind=args.executor,
+        partition=args.partition,
+        gpus=args.gpus,
+        time_min=args.time,
+        array_parallelism=args.array_parallelism,
+        wait=args.wait,
+    )
+    return commands.run_grid(args.grid, args.set, args.only, run_context(args), options)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from benchmarks.runs import runner
+    from benchmarks.runs import commands
 
-    return runner.list_command(args)
+    return commands.list_runs(args.grid, args.set, args.only, Path(args.results))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -178,9 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "same code, environment and options) and measure only the others",
     )
     p.add_argument("--from-json", help="rewrite README.md and the plot beside this perf.json without measuring")
-    p.add_argument(
-        "--threads", type=int, help="PyTorch CPU threads (default on CPU: 1)"
-    )
+    p.add_argument("--threads", type=int, help="PyTorch CPU threads (default on CPU: 1)")
     p.set_defaults(func=cmd_perf)
     return parser
 

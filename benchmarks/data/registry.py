@@ -9,34 +9,20 @@ from typing import Any
 
 import torch
 
-from benchmarks.data import cache, cub, fc100, mini_imagenet, omniglot
+from benchmarks.data import cache
+from benchmarks.data.datasets import DATASETS, FILE_DATASETS, dataset_info
 from benchmarks.data.episodes import EpisodeSampler
 from benchmarks.data.errors import DataError
 from benchmarks.data.plan import SplitPlan
 from benchmarks.data.sinusoid import SinusoidTasks
 from benchmarks.data.split_data import SPLITS, SplitData
 
-LOADERS: dict[str, ModuleType] = {
-    "omniglot": omniglot,
-    "mini-imagenet": mini_imagenet,
-    "cub": cub,
-    "fc100": fc100,
-}
+LOADERS: dict[str, ModuleType] = {name: DATASETS[name].loader for name in FILE_DATASETS}  # type: ignore[misc]
 
-DATASETS_INFO: dict[str, dict[str, Any]] = {
-    **{name: module.INFO for name, module in LOADERS.items()},
-    "sinusoid": {
-        "sources": ["generated (Finn et al. 2017, section 5.1)"],
-        "layout": "none: tasks are generated",
-        "splits": "train / val / test differ only in their episode seeds",
-        "image_size": None,
-    },
-}
+DATASETS_INFO: dict[str, dict[str, Any]] = {name: d.source.INFO for name, d in DATASETS.items()}
 
 _warned_partial: set[tuple[str, str]] = set()
 _warned_cache_only: set[str] = set()
-# What turns a cached split into the served one when only the cache is there (plan.finish otherwise).
-CACHE_FINISH = {"omniglot": omniglot.add_rotations}
 
 
 def source_folders(dataset: str) -> tuple[str, ...]:
@@ -82,7 +68,9 @@ def load_split(dataset: str, split: str, data_root: Path, cache_dir: Path, progr
 
 
 def _cache_only(stored: SplitData, path: Path) -> SplitData:
-    data = CACHE_FINISH.get(stored.dataset, lambda d: d)(stored)
+    # what turns a cached split into the served one when only the cache is there (plan.finish otherwise)
+    finish = getattr(LOADERS[stored.dataset], "finish_cached", None)
+    data = stored if finish is None else finish(stored)
     note = "cache only: source files absent under the data root, cache not checked against them"
     data.provenance = {**data.provenance, "cache_file": str(path), "cache": note}
     if str(path) not in _warned_cache_only:
@@ -115,7 +103,8 @@ def task_source(
 ) -> EpisodeSampler | SinusoidTasks:
     """The episodes of a resolved run config for one split (train uses query_train, val/test query_test)."""
     n_query = config["query_train"] if split == "train" else config["query_test"]
-    if config["dataset"] == "sinusoid":
-        return SinusoidTasks(config["k_shot"], n_query, split, device)
+    generator = dataset_info(config["dataset"]).generator
+    if generator is not None:
+        return generator(config["k_shot"], n_query, split, device)
     data = load_split(config["dataset"], split, data_root, cache_dir, progress)
     return EpisodeSampler(data, config["n_way"], config["k_shot"], n_query, device)

@@ -19,6 +19,13 @@ AMPLITUDE = (0.1, 5.0)
 PHASE = (0.0, math.pi)
 X_RANGE = (-5.0, 5.0)
 
+INFO = {
+    "sources": ["generated (Finn et al. 2017, section 5.1)"],
+    "layout": "none: tasks are generated",
+    "splits": "train / val / test differ only in their episode seeds",
+    "image_size": None,
+}
+
 
 def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float32)

@@ -11,8 +11,6 @@ from typing import Any
 
 import torch
 
-from benchmarks.learner.registry import method_spec
-
 # Config strategies that replay a strategy's training step from a CUDA graph. 'graph-loop' keeps the
 # loop's memory (one task's activations at a time) without its per-kernel launch cost.
 GRAPHED = {"graph": "vmap", "graph-batched": "batched", "graph-loop": "loop"}
@@ -40,8 +38,12 @@ class Execution:
         return asdict(self)
 
 
-def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Execution, list[str]]:
-    """The execution for a config on a device, and notes on any fallback taken."""
+def resolve_execution(
+    config: dict[str, Any], device: torch.device, inner: str, backbone: str
+) -> tuple[Execution, list[str]]:
+    """The execution for a config on a device, and notes on any fallback taken. `inner`: the inner
+    loop's kind ('gradient', 'kernel', ...); `backbone`: 'conv4' or 'mlp' (runs.build.execution_for
+    says both)."""
     notes: list[str] = []
     cuda = device.type == "cuda"
     strategy = config["strategy"]
@@ -56,9 +58,9 @@ def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Exe
         # the kernel inner loop neither wins everywhere, and vmap stays.
         if cuda:
             # bf16 is never vmapped (config.VMAP_STRATEGIES): the batched network serves both inner loops
-            batched = _inner_kind(config) == "gradient" or config["precision"] in BACKBONE_DTYPES
+            batched = inner == "gradient" or config["precision"] in BACKBONE_DTYPES
             strategy = "graph-batched" if batched else "graph"
-        elif config["dataset"] == "sinusoid":
+        elif backbone == "mlp":
             strategy = "vmap"
         else:
             strategy = "batched"
@@ -80,10 +82,6 @@ def resolve_execution(config: dict[str, Any], device: torch.device) -> tuple[Exe
         nhwc = "cudnn-nhwc" if cuda else "nhwc-centred"
         conv_impl = nhwc if strategy == "batched" else "cudnn"
     return Execution(strategy, graph, conv_impl, config["precision"]), notes
-
-
-def _inner_kind(config: dict[str, Any]) -> str:
-    return config["compose.inner"] or method_spec(config["method"]).inner
 
 
 def apply_precision(precision: str) -> None:

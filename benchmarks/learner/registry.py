@@ -9,6 +9,7 @@ from typing import Any
 
 from amfs import CompositeRegularizer, CosineWeightedOuter, KernelInner
 from baselines import GradientInner, MeanOuter
+from benchmarks.data.datasets import dataset_info
 
 
 @dataclass(frozen=True)
@@ -41,16 +42,22 @@ def method_spec(name: str) -> MethodSpec:
     return METHODS[name]
 
 
+def composition(config: dict[str, Any]) -> tuple[str, str]:
+    """(inner, outer) loop names of a run: compose.* when set, else the named method's own."""
+    spec = method_spec(config["method"])
+    return config.get("compose.inner") or spec.inner, config.get("compose.outer") or spec.outer
+
+
 def n_outputs(config: dict[str, Any]) -> int:
-    return 1 if config["dataset"] == "sinusoid" else config["n_way"]
+    return dataset_info(config["dataset"]).n_outputs(config["n_way"])
 
 
 def task_kind(config: dict[str, Any]) -> str:
-    return "regression" if config["dataset"] == "sinusoid" else "classification"
+    return dataset_info(config["dataset"]).task
 
 
 def build_inner(config: dict[str, Any]) -> GradientInner | KernelInner:
-    kind = config["compose.inner"] or method_spec(config["method"]).inner
+    kind = composition(config)[0]
     if kind == "gradient":
         return GradientInner(
             n_outputs=n_outputs(config),
@@ -74,7 +81,7 @@ def build_inner(config: dict[str, Any]) -> GradientInner | KernelInner:
 
 
 def build_outer(config: dict[str, Any]) -> MeanOuter | CosineWeightedOuter:
-    kind = config["compose.outer"] or method_spec(config["method"]).outer
+    kind = composition(config)[1]
     return MeanOuter() if kind == "mean" else CosineWeightedOuter()
 
 

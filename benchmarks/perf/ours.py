@@ -1,5 +1,5 @@
 """Our side of `python -m benchmarks perf`: one method under one task-batching strategy, built the
-way benchmarks/runs/trainer.py builds a run (same backbone, execution, optimiser and step), timed per
+way a training run builds it (runs.build.assemble: same backbone, execution, optimiser and step), timed per
 meta-iteration and per test adaptation, with its meta-gradient at the initial parameters kept for
 the numerics checks."""
 
@@ -14,12 +14,11 @@ import torch
 from torch import Tensor
 
 from benchmarks.data.tasks import TaskBatch
-from benchmarks.device.execution import GRAPHED, Execution, backbone_dtype, backend_scope, resolve_execution
-from benchmarks.learner.backbones import BackboneSpec, build_backbone
+from benchmarks.device.execution import GRAPHED, Execution, backend_scope
 from benchmarks.learner.meta_learner import STRATEGIES, MetaLearner, StepResult
-from benchmarks.learner.registry import build_inner, build_outer, build_regularizer
 from benchmarks.perf.settings import PerfSetting
 from benchmarks.perf.timing import PeakMemory, summarize, tensor_memory_mib, time_calls
+from benchmarks.runs.build import Assembly, assemble, execution_for
 from benchmarks.runs.config import VMAP_STRATEGIES
 
 Params = dict[str, Tensor]
@@ -174,67 +173,29 @@ def prepare_run(
     base, overrides = parse_strategy(strategy)
     overrides.pop(BENCHMARK_KEY, None)  # applied by measure_ours around the whole row
     # a row times what its name says: cuDNN in its default layout unless a modifier names another
-    config = {**setting.config(method), "backbone.conv": "cudnn", **overrides}
-    execution, _ = resolve_execution({**config, "strategy": base}, device)
-    spec = BackboneSpec(
-        "conv4",
-        setting.channels,
-        setting.image_size,
-        config["backbone.filters"],
-        config["backbone.pooling"],
-        execution.conv_impl,
-    )
-    module, backbone_params = build_backbone(spec, seed)
-    learner = MetaLearner(
-        module.to(device),
-        build_inner(config),
-        build_outer(config),
-        build_regularizer(config),
-        execution.strategy,
-        backbone_dtype(execution.precision),
-    )
-    params = {
-        k: v.detach().to(device).requires_grad_(True) for k, v in learner.init_parameters(backbone_params, seed).items()
-    }
-    init = getattr(learner.inner, "data_dependent_init", None)
-    if init is not None:
-        with torch.no_grad():
-            for k, v in init(learner.features, params, batch.support_x, batch.query_x).items():
-                params[k].copy_(v)
-    optimizer = torch.optim.Adam(list(params.values()), lr=config["meta_lr"], capturable=execution.graph)
+    config = {**setting.config(method), "seed": seed, "backbone.conv": "cudnn", **overrides}
+    execution, _ = execution_for({**config, "strategy": base}, device)
+    run = assemble(config, device, execution)
+    run.initialise_from_data(batch)
     try:
-        step, initial = _step_and_gradient(learner, params, optimizer, batch, execution.graph, with_gradient)
+        step, initial = _step_and_gradient(run, batch, with_gradient)
     except BaseException:
-        release_gradients(params)
+        release_gradients(run.params)
         raise
-    return PreparedRun(config, execution, learner, params, step, initial)
+    return PreparedRun(config, execution, run.learner, run.params, step, initial)
 
 
 def _step_and_gradient(
-    learner: MetaLearner,
-    params: Params,
-    optimizer: torch.optim.Optimizer,
-    batch: TaskBatch,
-    graph: bool,
-    with_gradient: bool,
+    run: Assembly, batch: TaskBatch, with_gradient: bool
 ) -> tuple[Callable[[], StepResult], Tensor | None]:
-    """The meta-iteration of a run (as benchmarks/runs/trainer.py steps) and, if asked, the flat
-    meta-gradient at the current parameters."""
-    if graph:
-        from benchmarks.runs.step import GraphedTrainStep
-
-        graphed = GraphedTrainStep(learner, params, optimizer, batch)
-        # The replay computes the meta-gradient at the current (initial) parameters, then steps.
-        return (lambda: graphed(batch)), flat_gradient(graphed(batch).gradients)
-
-    def step() -> StepResult:
-        result = learner.meta_gradients(params, batch)
-        for k, p in params.items():
-            p.grad = result.gradients[k]
-        optimizer.step()
-        return result
-
-    return step, flat_gradient(learner.meta_gradients(params, batch).gradients) if with_gradient else None
+    """The run's meta-update (runs.step.MetaUpdate, as training steps; a CUDA graph that cannot be
+    captured fails the row) and, if asked, the flat meta-gradient at the current parameters."""
+    update = run.meta_update(fallback=False)
+    if run.execution.graph:
+        # The first replay computes the meta-gradient at the current (initial) parameters, then steps.
+        return (lambda: update(batch)), flat_gradient(update(batch).gradients)
+    initial = flat_gradient(run.learner.meta_gradients(run.params, batch).gradients) if with_gradient else None
+    return (lambda: update(batch)), initial
 
 
 def release_gradients(params: Params) -> None:

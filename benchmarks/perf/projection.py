@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from benchmarks.device.execution import resolve_execution
+from benchmarks.data.datasets import DATASETS
 from benchmarks.perf.ours import execution_strategy
-from benchmarks.perf.settings import IMAGE_SHAPES
+from benchmarks.runs.build import execution_for
 from benchmarks.runs.config import resolve
 from benchmarks.runs.grids import load_grid
 
@@ -65,10 +65,10 @@ class ProjectedRun:
 
 def _closeness(run: dict[str, Any], measured: dict[str, Any]) -> tuple[int, ...]:
     """Lower is closer: image channels, image size, dataset, shot, way."""
-    shape = IMAGE_SHAPES.get(run["dataset"], (None, None))
+    dataset = DATASETS.get(run["dataset"])
     return (
-        int(shape[0] != measured["channels"]),
-        int(shape[1] != measured["image_size"]),
+        int(dataset is None or dataset.channels != measured["channels"]),
+        int(dataset is None or dataset.image_size != measured["image_size"]),
         int(run["dataset"] != measured["dataset"]),
         int(run["k_shot"] != measured["k_shot"]),
         int(run["n_way"] != measured["n_way"]),
@@ -76,7 +76,7 @@ def _closeness(run: dict[str, Any], measured: dict[str, Any]) -> tuple[int, ...]
 
 
 def _strategy_name(config: dict[str, Any], device: torch.device) -> str:
-    return execution_strategy(resolve_execution(config, device)[0])
+    return execution_strategy(execution_for(config, device)[0])
 
 
 def project_run(run: Any, data: dict[str, Any]) -> ProjectedRun | None:

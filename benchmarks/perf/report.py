@@ -451,9 +451,7 @@ def render_readme(data: dict[str, Any]) -> str:
         "",
         f"Measured by `python -m benchmarks perf` on **{device}** ({env['device']}, "
         f"PyTorch CPU threads: {env['threads']}"
-        + (
-            f"; heap: {env['heap']}" if "heap" in env else ""
-        )  # recorded since the heap policy exists
+        + (f"; heap: {env['heap']}" if "heap" in env else "")  # recorded since the heap policy exists
         + "), "
         f"{data['created']}"
         + "".join(f", resumed {t}" for t in data.get("resumed", []))  # perf --resume: same code and options

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.data.datasets import dataset_info
 from benchmarks.data.tasks import TaskBatch
 from benchmarks.runs.config import resolve
 
@@ -20,19 +21,22 @@ from benchmarks.runs.config import resolve
 # table says so (the projections scale back by the meta-batch ratio).
 CPU_META_BATCH = {"omniglot-5w1s": 4, "mini-imagenet-5w1s": 1, "mini-imagenet-5w5s": 1}
 
-IMAGE_SHAPES = {"omniglot": (1, 28), "mini-imagenet": (3, 84), "cub": (3, 84), "fc100": (3, 32)}
-DATASET_NAMES = {"omniglot": "Omniglot", "mini-imagenet": "mini-ImageNet", "cub": "CUB", "fc100": "FC100"}
-
 
 @dataclass(frozen=True)
 class PerfSetting:
-    """One timed setting: config values for benchmarks.runs.config.resolve and the input image shape."""
+    """One timed setting: config values for benchmarks.runs.config.resolve and the input image shape
+    (the dataset's, unless given: the tests time smaller images)."""
 
     key: str
     values: dict[str, Any] = field(hash=False)
-    channels: int
-    image_size: int
+    channels: int = 0
+    image_size: int = 0
     note: str = ""
+
+    def __post_init__(self) -> None:
+        dataset = dataset_info(self.values.get("dataset", "omniglot"))
+        object.__setattr__(self, "channels", self.channels or dataset.channels)
+        object.__setattr__(self, "image_size", self.image_size or dataset.image_size)
 
     def config(self, method: str) -> dict[str, Any]:
         """The full run config of `method` in this setting (protocol < method defaults < values)."""
@@ -45,7 +49,7 @@ class PerfSetting:
         shape = f"{self.image_size}x{self.image_size}x{self.channels}"
         steps = "step" if c["inner.steps_train"] == 1 else "steps"
         text = (
-            f"{DATASET_NAMES.get(c['dataset'], c['dataset'])} {shape}, Conv-4 {c['backbone.filters']} "
+            f"{dataset_info(c['dataset']).display} {shape}, Conv-4 {c['backbone.filters']} "
             f"{'strided' if c['backbone.pooling'] == 'strided' else 'max-pool'}, {c['n_way']}-way {c['k_shot']}-shot, "
             f"{c['query_train']} queries/class, {c['meta_batch']} tasks, {c['inner.steps_train']} inner {steps} "
             f"(step {c['inner.step_size']:g}), {c['inner.steps_test']} test steps"
@@ -94,7 +98,7 @@ def default_settings(device: torch.device, meta_batch: int | str | None = None) 
     ]
     settings = []
     for key, values in protocol:
-        setting = PerfSetting(key, values, *IMAGE_SHAPES[values["dataset"]])
+        setting = PerfSetting(key, values)
         tasks = setting.config("maml")["meta_batch"]
         if meta_batch is None and device.type != "cuda":
             chosen, why = CPU_META_BATCH[key], " for the CPU"

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import re
 
-CLASSIFICATION_DATASETS = ("omniglot", "mini-imagenet", "cub", "fc100")
-DATASETS = (*CLASSIFICATION_DATASETS, "sinusoid")
-DATASET_NAMES = {
-    "omniglot": "Omniglot",
-    "mini-imagenet": "mini-ImageNet",
-    "cub": "CUB",
-    "fc100": "FC100",
-    "sinusoid": "Sinusoid",
-}
+from benchmarks.data.datasets import CLASSIFICATION
+from benchmarks.data.datasets import DATASETS as DATASET_TABLE
+
+DATASETS = tuple(DATASET_TABLE)  # in the table's order
+CLASSIFICATION_DATASETS = tuple(name for name, d in DATASET_TABLE.items() if d.task == CLASSIFICATION)
+DATASET_NAMES = {name: d.display for name, d in DATASET_TABLE.items()}
 METHODS = ("maml", "fomaml", "i-amfs", "o-amfs", "amfs")
 METHOD_NAMES = {"maml": "MAML", "fomaml": "FO-MAML", "i-amfs": "I-AMFS", "o-amfs": "O-AMFS", "amfs": "AMFS"}
 AMFS_FAMILY = ("i-amfs", "o-amfs", "amfs")

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.data.datasets import DATASETS
 from benchmarks.report.labels import dataset_order, method_order, setting_order, variant_order
 from benchmarks.runs.store import NOT_RUN_PREFIX, ResultsStore, StoreError
 
-REGRESSION_DATASET = "sinusoid"
 FIX = "delete it and rerun that run"
 
 
@@ -100,7 +100,9 @@ def _per_episode(record: dict[str, Any], path: Path, dataset: str) -> tuple[str,
     if not isinstance(test, dict):
         raise RecordError(f"{path}: finished run without a 'test' section; {FIX}")
     metric = test.get("metric")
-    expected = "mse" if dataset == REGRESSION_DATASET else "accuracy"
+    expected = DATASETS[dataset].metric if dataset in DATASETS else None
+    if expected is None:
+        raise RecordError(f"{path}: unknown dataset {dataset!r}; {FIX}")
     if metric != expected:
         raise RecordError(f"{path}: test.metric is {metric!r}, expected {expected!r} for dataset {dataset!r}; {FIX}")
     values = test.get("per_episode")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.data.datasets import REGRESSION, dataset_info
+
 ASSUMPTIONS: dict[str, str] = {
     # the paper
     "paper-via-summary": (
@@ -128,28 +130,14 @@ ASSUMPTIONS: dict[str, str] = {
     ),
 }
 
-_CONV_DATASETS = ("omniglot", "mini-imagenet", "cub", "fc100")
-_DATASET_ASSUMPTION = {
-    "omniglot": "omniglot-split",
-    "cub": "cub-split",
-    "fc100": "fc100-split",
-    "sinusoid": "sinusoid-protocol",
-}
-
-
-def _composition(config: dict[str, Any]) -> tuple[str, str]:
-    """(inner, outer) of a run: compose.* when set, else the named method's own."""
-    from benchmarks.learner.registry import method_spec  # the registry pulls in torch; only runs need it
-
-    spec = method_spec(config["method"])
-    return config.get("compose.inner") or spec.inner, config.get("compose.outer") or spec.outer
-
 
 def assumptions_in_force(config: dict[str, Any]) -> list[str]:
     """The ids of ASSUMPTIONS that apply to a resolved run config, in catalogue order."""
-    inner, outer = _composition(config)
-    dataset = config["dataset"]
-    regression = dataset == "sinusoid"
+    from benchmarks.learner.registry import composition  # the registry pulls in torch; reports need only the texts
+
+    inner, outer = composition(config)
+    dataset = dataset_info(config["dataset"])
+    regression = dataset.task == REGRESSION
     first_order = bool(config.get("first_order", False))
     mu, gamma = float(config.get("regularizer.mu", 0.0)), float(config.get("regularizer.gamma", 0.0))
     ids = {
@@ -159,9 +147,7 @@ def assumptions_in_force(config: dict[str, Any]) -> list[str]:
         "protocol-model-selection",
         "init-seeded-generators",
     }
-    if dataset in ("cub", "fc100"):
-        ids.add("protocol-image-datasets-mini-hparams")
-    if dataset in _CONV_DATASETS:
+    if dataset.backbone == "conv4":
         ids.add("backbone-conv-no-bias")
         ids.add(
             "backbone-strided-spatial-mean"
@@ -169,11 +155,7 @@ def assumptions_in_force(config: dict[str, Any]) -> list[str]:
             else "backbone-maxpool-flatten"
         )
         ids.add("bn-inductive-support-stats" if config.get("bn_mode") == "inductive" else "bn-transductive")
-    ids.add(
-        {"omniglot": "omniglot-split", "cub": "cub-split", "fc100": "fc100-split", "sinusoid": "sinusoid-protocol"}.get(
-            dataset, ""
-        )
-    )
+    ids.update(dataset.assumptions)
     if inner == "gradient":
         ids.add("maml-adapt-all-parameters")
         if first_order:
@@ -201,5 +183,4 @@ def assumptions_in_force(config: dict[str, Any]) -> list[str]:
             ids.add("regularizer-gradient-norm-definition")
         if gamma > 0:
             ids.add("regularizer-information-zero-regression" if regression else "regularizer-information-definition")
-    ids.discard("")
     return [key for key in ASSUMPTIONS if key in ids]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.data.datasets import dataset_info
 from benchmarks.learner.registry import METHODS, method_spec
 from benchmarks.runs.config import ConfigError, check_keys, resolve
 
@@ -61,9 +62,7 @@ class Grid:
 
 
 def setting_name(config: dict[str, Any]) -> str:
-    if config["dataset"] == "sinusoid":
-        return f"{config['k_shot']}shot"
-    return f"{config['n_way']}w{config['k_shot']}s"
+    return dataset_info(config["dataset"]).setting_name(config["n_way"], config["k_shot"])
 
 
 def grid_path(name: str) -> Path:

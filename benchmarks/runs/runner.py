@@ -1,39 +1,34 @@
-"""Running a grid: skip finished runs, resume interrupted ones, record failures and go on.
-
-`run_one` is the unit of work every executor calls (in-process, submitit-local, SLURM): it loads
-the data a run needs, trains, tests and writes the run's record atomically.
-"""
+"""One run, start to record: `run_one` is the unit of work every executor calls (in-process,
+submitit-local, SLURM). It loads the data the run needs, trains (resuming from a checkpoint), tests
+and writes the run's record atomically; a run that cannot finish is recorded as failed with why."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import socket
 import statistics
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from benchmarks.common.files import atomic_write_json
 from benchmarks.device.environment import environment, resolve_device
 from benchmarks.device.heap import retain_freed_memory
 from benchmarks.runs.assumptions import assumptions_in_force
-from benchmarks.runs.config import ConfigError, parse_assignments
-from benchmarks.runs.grids import Grid, RunSpec, load_grid
-from benchmarks.runs.store import NOT_RUN_PREFIX, SCHEMA_VERSION, ResultsStore, StoreError
+from benchmarks.runs.config import ConfigError
+from benchmarks.runs.context import RunContext
+from benchmarks.runs.grids import RunSpec
+from benchmarks.runs.store import NOT_RUN_PREFIX, SCHEMA_VERSION, ResultsStore
 
 
-def _sources(spec: RunSpec, data_root: Path, cache_dir: Path, device: torch.device, progress: bool) -> dict[str, Any]:
+def _sources(spec: RunSpec, context: RunContext, device: torch.device) -> dict[str, Any]:
     from benchmarks.data import task_source
 
     return {
-        split: task_source(spec.config, split, data_root, cache_dir, device, progress)
+        split: task_source(spec.config, split, context.data_root, context.cache_dir, device, context.progress)
         for split in ("train", "val", "test")
     }
 
@@ -59,21 +54,14 @@ def failed_record(spec: RunSpec, reason: str, extra: dict[str, Any] | None = Non
     return {**base_record(spec), "status": "failed", "reason": reason, **(extra or {})}
 
 
-def run_one(
-    spec: RunSpec,
-    results: Path,
-    data_root: Path,
-    cache_dir: Path,
-    device_name: str,
-    progress: bool,
-    threads: int | None = None,
-) -> str:
+def run_one(spec: RunSpec, context: RunContext) -> str:
     """Train, test and store one run. Returns its final status ("done" or "failed")."""
     from benchmarks.data import DataError
     from benchmarks.runs.trainer import RunFailure, Trainer
 
-    store = ResultsStore(results, spec.grid)
-    device = resolve_device(device_name)
+    store = ResultsStore(context.results, spec.grid)
+    device = resolve_device(context.device)
+    threads = context.threads
     if threads or device.type == "cpu":
         # One thread by default on the CPU: the per-task tensors are small, and two OpenMP threads
         # on a two-core machine with anything else running were measured 25x slower than one.
@@ -87,11 +75,11 @@ def run_one(
     trainer = None
     try:
         try:
-            sources = _sources(spec, data_root, cache_dir, device, progress)
+            sources = _sources(spec, context, device)
         except DataError as e:
             store.write_record(failed_record(spec, f"{NOT_RUN_PREFIX}data absent or unusable: {e}"))
             return "failed"
-        trainer = Trainer(spec, sources, device, store.checkpoint_path(spec.run_id), progress)
+        trainer = Trainer(spec, sources, device, store.checkpoint_path(spec.run_id), context.progress)
         _CURRENT[0] = trainer
         trainer.try_resume()
         if device.type == "cuda":
@@ -155,97 +143,3 @@ _CURRENT: list[Any] = [None]
 def checkpoint_current() -> None:
     if _CURRENT[0] is not None:
         _CURRENT[0].save_checkpoint()
-
-
-# --- statuses ------------------------------------------------------------------------------
-def run_status(store: ResultsStore, spec: RunSpec) -> tuple[str, str]:
-    """(status, detail): done / failed / running / interrupted / pending."""
-    try:
-        record = store.read_record(spec.run_id)
-    except StoreError as e:
-        return "failed", str(e)
-    if record is not None:
-        if record["config"] != spec.config:
-            return "conflict", "stored with a different config: use another --results folder or delete the record"
-        if record["status"] == "done":
-            test = record["test"]
-            ci = "" if test["ci95"] is None else f" +- {test['ci95']:.4f}"
-            return "done", f"{test['metric']} {test['mean']:.4f}{ci}"
-        return "failed", record.get("reason") or ""
-    marker = store.running_path(spec.run_id)
-    if marker.exists():
-        info = json.loads(marker.read_text())
-        if info.get("host") == socket.gethostname() and _pid_alive(info.get("pid", -1)):
-            return "running", f"pid {info['pid']}"
-    if store.checkpoint_path(spec.run_id).exists():
-        return "interrupted", "resumes from its checkpoint"
-    return "pending", ""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def runs_to_do(grid: Grid, store: ResultsStore) -> tuple[list[RunSpec], list[str]]:
-    """Runs that are not done (failed ones are retried), and conflicts that block the grid."""
-    todo, conflicts = [], []
-    for spec in grid.runs:
-        status, detail = run_status(store, spec)
-        if status == "conflict":
-            conflicts.append(f"{spec.key}: {detail}")
-        elif status not in ("done", "running"):
-            todo.append(spec)
-    return todo, conflicts
-
-
-# --- commands ------------------------------------------------------------------------------
-def list_command(args: argparse.Namespace) -> int:
-    try:
-        grid = load_grid(args.grid, parse_assignments(args.set), args.only)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    store = ResultsStore(Path(args.results), grid.name)
-    counts: dict[str, int] = {}
-    width = max((len(r.key) for r in grid.runs), default=10)
-    for spec in grid.runs:
-        status, detail = run_status(store, spec)
-        counts[status] = counts.get(status, 0) + 1
-        print(f"{spec.key.ljust(width)}  {status:<11}  {detail}")
-    print(f"\n{len(grid.runs)} runs in grid {grid.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    return 0
-
-
-def run_command(args: argparse.Namespace, data_root: Path, cache_dir: Path) -> int:
-    try:
-        grid = load_grid(args.grid, parse_assignments(args.set), args.only)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    results = Path(args.results)
-    store = ResultsStore(results, grid.name)
-    todo, conflicts = runs_to_do(grid, store)
-    if conflicts:
-        print("error: results already stored with a different config:\n  " + "\n  ".join(conflicts), file=sys.stderr)
-        return 2
-    done = len(grid.runs) - len(todo)
-    print(f"grid {grid.name}: {len(grid.runs)} runs, {done} already done, {len(todo)} to run; results in {store.root}")
-    from benchmarks.runs import executors
-
-    statuses = executors.execute(todo, args, results, data_root, cache_dir)
-    counts = {s: statuses.count(s) for s in sorted(set(statuses))}
-    print(f"\nfinished: {', '.join(f'{n} {s}' for s, n in counts.items()) or 'nothing to do'}; results in {store.root}")
-    for spec in todo:
-        record = store.read_record(spec.run_id)
-        if record is not None and record["status"] != "done":
-            print(f"  {spec.key}: {record['reason']}")
-    print(f"see `python -m benchmarks list --grid {args.grid}` and `python -m benchmarks report --grid {args.grid}`")
-    return 0
-
-
-def grid_progress(total: int, disable: bool) -> tqdm:
-    return tqdm(total=total, desc="grid", unit="run", disable=disable, dynamic_ncols=True)

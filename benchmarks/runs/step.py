@@ -1,7 +1,9 @@
-"""A whole meta-training step (meta-gradient + Adam update) captured once in a CUDA graph and
-replayed every iteration: removes the launch overhead of the hundreds of small kernels a
-second-order meta-step issues. Shapes are static within a run (fixed meta-batch, way, shot and
-query count), which is what graph replay needs.
+"""The one meta-update of the suite (meta-gradient, then the optimiser's step), eager or replayed from
+a CUDA graph. Training, `perf` and the data-speed check all step through MetaUpdate.
+
+A CUDA graph captures the whole step once and replays it every iteration: it removes the launch
+overhead of the hundreds of small kernels a second-order meta-step issues. Shapes are static within
+a run (fixed meta-batch, way, shot and query count), which is what graph replay needs.
 
 The warm-up iterations that capture requires would change the parameters and optimiser state; both
 are snapshotted before and restored in place after, so a graphed run follows the same trajectory
@@ -62,17 +64,62 @@ class GraphedTrainStep:
             _restore_optimizer(optimizer, saved_state)
 
     def _step(self) -> StepResult:
-        result = self.learner.meta_gradients(self.params, self.static_batch)
-        for k, p in self.params.items():
-            p.grad = result.gradients[k]
-        self.optimizer.step()
-        return result
+        return eager_update(self.learner, self.params, self.optimizer, self.static_batch)
 
     def __call__(self, batch: TaskBatch) -> StepResult:
         for static, new in zip(self.static_batch.tensors(), batch.tensors(), strict=True):
             static.copy_(new, non_blocking=True)
         self.graph.replay()
         return self.static_result
+
+
+class MetaUpdate:
+    """Call with a TaskBatch: one meta-update of `params`; returns the step's StepResult (with a graph,
+    its tensors are the graph's static outputs, overwritten by the next call).
+
+    With `graph`, the step is captured on the first call. If capture fails and `fallback` is set, the
+    update runs eagerly from then on and `notes` says why (a run goes on); without `fallback` the
+    error propagates (perf must time what it says it times)."""
+
+    def __init__(
+        self,
+        learner: MetaLearner,
+        params: dict[str, torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        graph: bool = False,
+        fallback: bool = True,
+    ):
+        self.learner = learner
+        self.params = params
+        self.optimizer = optimizer
+        self.graph = graph
+        self.fallback = fallback
+        self.graphed: GraphedTrainStep | None = None
+        self.notes: list[str] = []
+
+    def __call__(self, batch: TaskBatch) -> StepResult:
+        if self.graph and self.graphed is None:
+            try:
+                self.graphed = GraphedTrainStep(self.learner, self.params, self.optimizer, batch)
+            except RuntimeError as e:  # an op that cannot be captured
+                if not self.fallback:
+                    raise
+                self.notes.append(f"CUDA graph capture failed ({e}); ran without a graph")
+                self.graph = False
+        if self.graphed is not None:
+            return self.graphed(batch)
+        return eager_update(self.learner, self.params, self.optimizer, batch)
+
+
+def eager_update(
+    learner: MetaLearner, params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, batch: TaskBatch
+) -> StepResult:
+    """The meta-gradient of `batch` handed to the optimiser as the parameters' .grad, then its step."""
+    result = learner.meta_gradients(params, batch)
+    for k, p in params.items():
+        p.grad = result.gradients[k]
+    optimizer.step()
+    return result
 
 
 def _snapshot_optimizer(optimizer: torch.optim.Optimizer) -> dict:

@@ -19,30 +19,16 @@ from tqdm import tqdm
 
 from benchmarks.common.files import atomic_write_bytes
 from benchmarks.common.stats import mean_ci95
-from benchmarks.device.execution import apply_precision, backbone_dtype, resolve_execution
-from benchmarks.learner.backbones import BackboneSpec, build_backbone
-from benchmarks.learner.meta_learner import MetaLearner
-from benchmarks.learner.registry import build_inner, build_outer, build_regularizer
+from benchmarks.data.datasets import dataset_info
+from benchmarks.device.execution import Execution, apply_precision
+from benchmarks.runs.build import assemble
 from benchmarks.runs.grids import RunSpec
-from benchmarks.runs.step import GraphedTrainStep
 
 EVAL_CHUNK = 25  # test/validation tasks evaluated per call: bounds memory, amortises overhead
 
 
 class RunFailure(RuntimeError):
     """A run that cannot go on (non-finite loss, exhausted jitter retries); recorded as failed."""
-
-
-def backbone_spec(config: dict[str, Any], conv_impl: str = "cudnn") -> BackboneSpec:
-    dataset = config["dataset"]
-    if dataset == "sinusoid":
-        return BackboneSpec(kind="mlp", in_channels=1)
-    channels, size = {"omniglot": (1, 28), "mini-imagenet": (3, 84), "cub": (3, 84), "fc100": (3, 32)}[dataset]
-    return BackboneSpec("conv4", channels, size, config["backbone.filters"], config["backbone.pooling"], conv_impl)
-
-
-def higher_is_better(config: dict[str, Any]) -> bool:
-    return config["dataset"] != "sinusoid"
 
 
 @dataclass
@@ -72,26 +58,20 @@ class Trainer:
         self.device = device
         self.checkpoint = checkpoint
         self.progress = progress
-        self.execution, notes = resolve_execution(self.config, device)
-        apply_precision(self.execution.precision)
-        spec_ = backbone_spec(self.config, self.execution.conv_impl)
-        module, backbone_params = build_backbone(spec_, self.config["seed"])
-        self.learner = MetaLearner(
-            module.to(device),
-            build_inner(self.config),
-            build_outer(self.config),
-            build_regularizer(self.config),
-            self.execution.strategy,
-            backbone_dtype(self.execution.precision),
-        )
-        params = self.learner.init_parameters(backbone_params, self.config["seed"])
-        self.params = {k: v.detach().to(device).requires_grad_(True) for k, v in params.items()}
-        self.optimizer = torch.optim.Adam(
-            list(self.params.values()), lr=self.config["meta_lr"], capturable=self.execution.graph
-        )
+        self.dataset = dataset_info(self.config["dataset"])
+        self.assembly = assemble(self.config, device)
+        apply_precision(self.assembly.execution.precision)
+        self.learner = self.assembly.learner
+        self.params = self.assembly.params
+        self.optimizer = self.assembly.optimizer
+        self.update = self.assembly.meta_update()
         self.best_params = {k: v.detach().clone() for k, v in self.params.items()}
-        self.state = TrainState(recovered=notes)
-        self.graphed: GraphedTrainStep | None = None
+        self.state = TrainState(recovered=list(self.assembly.notes))
+
+    @property
+    def execution(self) -> Execution:
+        """How the run executed: the resolved execution, without a graph if capture failed."""
+        return dataclasses.replace(self.assembly.execution, graph=self.update.graph)
 
     # --- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -133,30 +113,11 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _initialise_from_data(self) -> None:
-        init = getattr(self.learner.inner, "data_dependent_init", None)
-        if init is None:
-            return
-        batch = self.sources["train"].tasks(self.config["seed"], 0, self.config["meta_batch"]).to(self.device)
-        updates = init(self.learner.features, self.params, batch.support_x, batch.query_x)
-        with torch.no_grad():
-            for k, v in updates.items():
-                self.params[k].copy_(v)
-
     def _step(self, batch):
         """One meta-update; returns the StepResult (loss and diagnostics) of that step."""
-        if self.execution.graph and self.graphed is None:
-            try:
-                self.graphed = GraphedTrainStep(self.learner, self.params, self.optimizer, batch)
-            except RuntimeError as e:  # an op that cannot be captured: run eagerly, say so
-                self.state.recovered.append(f"CUDA graph capture failed ({e}); ran without a graph")
-                self.execution = dataclasses.replace(self.execution, graph=False)
-        if self.graphed is not None:
-            return self.graphed(batch)
-        step = self.learner.meta_gradients(self.params, batch)
-        for k, p in self.params.items():
-            p.grad = step.gradients[k]
-        self.optimizer.step()
+        step = self.update(batch)
+        while self.update.notes:  # a CUDA graph that could not be captured: ran eagerly, say so
+            self.state.recovered.append(self.update.notes.pop(0))
         return step
 
     def _train_batch(self, index: int):
@@ -166,7 +127,7 @@ class Trainer:
         cfg = self.config
         total = cfg["iterations"]
         if self.state.iteration == 0:
-            self._initialise_from_data()
+            self.assembly.initialise_from_data(self._train_batch(0))
         bar = tqdm(
             total=total,
             initial=self.state.iteration,
@@ -236,7 +197,7 @@ class Trainer:
         value = metric.mean().item()
         self.state.val_curve.append({"iteration": self.state.iteration, "metric": value, "loss": loss.mean().item()})
         best = self.state.best_metric
-        improved = best is None or (value > best if higher_is_better(self.config) else value < best)
+        improved = best is None or (value > best if self.dataset.higher_is_better else value < best)
         if improved:
             self.state.best_metric = value
             self.state.best_iteration = self.state.iteration
@@ -248,7 +209,7 @@ class Trainer:
         per_episode = [float(x) for x in metric.tolist()]
         summary = mean_ci95(per_episode)
         return {
-            "metric": "accuracy" if higher_is_better(cfg) else "mse",
+            "metric": self.dataset.metric,
             "episodes": len(per_episode),
             "per_episode": per_episode,
             "mean": summary.mean,

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from support.synthetic import blob_batch, build_learner, cast_batch, default_gradient_inner, flat, single_thread
 
 from amfs import CosineWeightedOuter, KernelInner, cosine_task_weights
 from baselines import MeanOuter
 from benchmarks.learner.backbones import BackboneSpec
+from support.synthetic import blob_batch, build_learner, cast_batch, default_gradient_inner, flat, single_thread
 
 # g1 = (3, 0, 0), g2 = (2, 2, 0), g3 = (-1, 0, 1):
 #   cos(g1, g2) = 6 / (3 * 2 sqrt 2) = 1/sqrt 2 = 0.7071068

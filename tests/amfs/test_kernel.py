@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
-from support.synthetic import blob_batch, build_learner, cast_batch, flat, single_thread, sinusoid_batch
 
 from amfs import KernelInner
 from amfs.kernel import kernel_ridge_solve, rbf_kernel
 from benchmarks.learner.backbones import BackboneSpec
+from support.synthetic import blob_batch, build_learner, cast_batch, flat, single_thread, sinusoid_batch
 
 
 @pytest.fixture(autouse=True)

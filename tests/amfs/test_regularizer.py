@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
-from support.synthetic import blob_batch, build_learner, cast_batch, flat, single_thread
 
 from amfs import CompositeRegularizer, KernelInner
 from amfs.regularizer import prediction_gradient_sq_norm, prediction_information
 from baselines import MeanOuter
 from benchmarks.learner.backbones import BackboneSpec
+from support.synthetic import blob_batch, build_learner, cast_batch, flat, single_thread
 
 # 2 points, 2 classes: logits (0, ln 3) and (ln 3, 0) give p = (1/4, 3/4) and (3/4, 1/4).
 #   H(mean p) = H(1/2, 1/2) = ln 2 = 0.6931472

@@ -13,6 +13,10 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import Tensor
+
+from benchmarks.data.tasks import TaskBatch
+from benchmarks.learner.backbones import BackboneSpec
 from support.synthetic import (
     build_learner,
     cast_batch,
@@ -23,10 +27,6 @@ from support.synthetic import (
     sinusoid_batch,
     tiny_conv_spec,
 )
-from torch import Tensor
-
-from benchmarks.data.tasks import TaskBatch
-from benchmarks.learner.backbones import BackboneSpec
 
 Params = dict[str, Tensor]
 N_WAY = 3

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from support.datasets import make_mini
 
 from benchmarks.data import DataError, cache, load_split, plan_split
 from benchmarks.data import plan as plan_module
 from benchmarks.data.split_data import SplitData
+from support.datasets import make_mini
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from support.datasets import SIZES, make_folders, make_mini, make_zips
 
 from benchmarks.cli import main
 from benchmarks.data import commands, omniglot
+from support.datasets import SIZES, make_folders, make_mini, make_zips
 
 
 @pytest.fixture(autouse=True)
@@ -105,9 +105,3 @@ def test_cli_dispatches_data_check(tmp_path, capsys):
 def test_unknown_dataset_is_refused(tmp_path, capsys):
     assert commands.prepare(tmp_path, tmp_path / "cache", "imagenet", download=False) == 2
     assert "valid: omniglot, mini-imagenet, cub, fc100" in capsys.readouterr().err
-
-
-def test_speed_refuses_an_absent_cuda(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    assert commands.speed(tmp_path, tmp_path / "cache", "cuda") == 2
-    assert "CUDA is not available" in capsys.readouterr().err

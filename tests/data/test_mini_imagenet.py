@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from support.datasets import CLASSES, PER_CLASS, make_mini
 
 from benchmarks.data import DataError, DataMissing, load_split
+from support.datasets import CLASSES, PER_CLASS, make_mini
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from support.datasets import SIZES, make_folders, make_zips
 
 from benchmarks.data import DataError, DataMissing, load_split, omniglot
+from support.datasets import SIZES, make_folders, make_zips
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
-from support.synthetic import single_thread
 
 from benchmarks.learner.backbones import (
     CONV_IMPLS,
@@ -27,6 +26,7 @@ from benchmarks.learner.backbones import (
 from benchmarks.learner.meta_learner import MetaLearner
 from benchmarks.learner.registry import METHODS, build_inner, build_outer
 from benchmarks.runs.config import resolve
+from support.synthetic import single_thread
 
 
 @pytest.fixture(autouse=True)

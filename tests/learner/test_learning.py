@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from support.synthetic import blob_batch, build_learner, single_thread, sinusoid_batch
 
 from benchmarks.data.tasks import TaskBatch
 from benchmarks.learner.backbones import BackboneSpec
 from benchmarks.learner.registry import METHODS, build_inner, build_outer, build_regularizer, method_spec
 from benchmarks.runs.config import resolve
+from support.synthetic import blob_batch, build_learner, single_thread, sinusoid_batch
 
 HELD_OUT_TASKS = 64
 META_BATCH = 4

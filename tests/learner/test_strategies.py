@@ -7,6 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from benchmarks.learner.backbones import NHWC_MIN_PIXELS, BackboneSpec, large_pass
+from benchmarks.learner.meta_learner import MetaLearner
+from benchmarks.learner.registry import METHODS, build_inner, build_outer, build_regularizer
+from benchmarks.runs.build import execution_for as resolve_execution
+from benchmarks.runs.config import ConfigError, resolve
 from support.synthetic import (
     build_learner,
     cast_batch,
@@ -16,13 +23,6 @@ from support.synthetic import (
     sinusoid_batch,
     tiny_conv_spec,
 )
-from torch.utils._python_dispatch import TorchDispatchMode
-
-from benchmarks.device.execution import resolve_execution
-from benchmarks.learner.backbones import NHWC_MIN_PIXELS, BackboneSpec, large_pass
-from benchmarks.learner.meta_learner import MetaLearner
-from benchmarks.learner.registry import METHODS, build_inner, build_outer, build_regularizer
-from benchmarks.runs.config import ConfigError, resolve
 
 METHOD_NAMES = list(METHODS)
 # float32: the two strategies sum in different orders; the measured max deviation is at most 7e-7 of

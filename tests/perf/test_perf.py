@@ -498,7 +498,7 @@ def test_auto_execution_follows_the_measured_defaults_and_names_its_perf_row():
     """auto on CUDA: the grouped NHWC network for gradient inner loops, vmap for the kernel one, both
     in a CUDA graph; on the CPU the grouped network with its large passes in NHWC. The projection looks
     up the perf row of exactly that execution."""
-    from benchmarks.device.execution import resolve_execution
+    from benchmarks.runs.build import execution_for as resolve_execution
     from benchmarks.runs.config import resolve
 
     cuda = torch.device("cuda")

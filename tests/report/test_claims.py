@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from support.records import GRADIENT_COST, KERNEL_COST, make_record, write_records
 
 from benchmarks.report import commands
 from benchmarks.report.claims import INCONCLUSIVE, NOT_COMPARABLE, NOT_RUN, REFUTED, SUPPORTED, evaluate_claims
 from benchmarks.report.runs import load_runs
+from support.records import GRADIENT_COST, KERNEL_COST, make_record, write_records
 
 GRID = "quick"
 

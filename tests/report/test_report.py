@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from support.records import make_record, realistic_records, write_records
 
 from benchmarks.report import commands
 from benchmarks.report.published import PUBLISHED
+from support.records import make_record, realistic_records, write_records
 
 SMALL = [
     make_record(method, "omniglot", "5w1s", seed, effect=effect, reduced=True)

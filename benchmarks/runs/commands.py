@@ -1,0 +1,66 @@
+"""`python -m benchmarks run` and `list`: expand a grid, skip finished runs, hand the rest to an
+executor, and say what happened."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.runs import executors
+from benchmarks.runs.config import ConfigError, parse_assignments
+from benchmarks.runs.context import RunContext
+from benchmarks.runs.executors import ExecutorOptions
+from benchmarks.runs.grids import Grid, load_grid
+from benchmarks.runs.status import run_status, runs_to_do
+from benchmarks.runs.store import ResultsStore
+
+
+def _grid(name: str, assignments: list[str], only: str | None) -> Grid | None:
+    """The grid with its --set overrides, or None after printing why it cannot be loaded."""
+    try:
+        return load_grid(name, parse_assignments(assignments), only)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+
+
+def list_runs(grid_name: str, assignments: list[str], only: str | None, results: Path) -> int:
+    """Every run of a grid with its status."""
+    grid = _grid(grid_name, assignments, only)
+    if grid is None:
+        return 2
+    store = ResultsStore(results, grid.name)
+    counts: dict[str, int] = {}
+    width = max((len(r.key) for r in grid.runs), default=10)
+    for spec in grid.runs:
+        status, detail = run_status(store, spec)
+        counts[status] = counts.get(status, 0) + 1
+        print(f"{spec.key.ljust(width)}  {status:<11}  {detail}")
+    print(f"\n{len(grid.runs)} runs in grid {grid.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return 0
+
+
+def run_grid(
+    grid_name: str, assignments: list[str], only: str | None, context: RunContext, options: ExecutorOptions
+) -> int:
+    """Run every unfinished run of a grid with the executor `options` name."""
+    grid = _grid(grid_name, assignments, only)
+    if grid is None:
+        return 2
+    store = ResultsStore(context.results, grid.name)
+    todo, conflicts = runs_to_do(grid, store)
+    if conflicts:
+        print("error: results already stored with a different config:\n  " + "\n  ".join(conflicts), file=sys.stderr)
+        return 2
+    done = len(grid.runs) - len(todo)
+    print(f"grid {grid.name}: {len(grid.runs)} runs, {done} already done, {len(todo)} to run; results in {store.root}")
+    statuses = executors.execute(todo, context, options)
+    counts: dict[str, Any] = {s: statuses.count(s) for s in sorted(set(statuses))}
+    print(f"\nfinished: {', '.join(f'{n} {s}' for s, n in counts.items()) or 'nothing to do'}; results in {store.root}")
+    for spec in todo:
+        record = store.read_record(spec.run_id)
+        if record is not None and record["status"] != "done":
+            print(f"  {spec.key}: {record['reason']}")
+    print(f"see `python -m benchmarks list --grid {grid_name}` and `python -m benchmarks report --grid {grid_name}`")
+    return 0
