@@ -21,7 +21,9 @@ from torch import Tensor
 from amfs.kernel import kernel_ridge_solve, one_hot, rbf_kernel
 
 Params = dict[str, Tensor]
-FeatureFn = Callable[[Params, Tensor, "int | None"], Tensor]
+# features(params, x, stats_rows[, differentiated_twice]): the backbone's features of x (batch-norm
+# statistics from all rows, or the first stats_rows); no pass here is differentiated twice.
+FeatureFn = Callable[..., Tensor]
 
 SIGMA_INITS = ("median", "sqrt_d")
 KERNEL_PARAMETERS = ("kernel.log_sigma", "kernel.log_lambda", "kernel.log_scale")

@@ -80,7 +80,7 @@ def timed_strategies(device: torch.device) -> list[str]:
 
 def default_strategies(device: torch.device) -> list[str]:
     """What `perf` times when not told: timed_strategies, plus on the CPU the batched strategy with
-    every layer of its large passes in NHWC (`batched+nhwc-all`, backbones.large_pass)."""
+    every layer of its large passes in NHWC (`batched+nhwc-all`, device.convolutions.large_pass)."""
     return timed_strategies(device) + ([] if device.type == "cuda" else ["batched+nhwc-all"])
 
 

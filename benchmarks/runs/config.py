@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     # backbone (kind, channels and image size follow the dataset)
     "backbone.filters": 64,
     "backbone.pooling": "strided",
-    "backbone.conv": "auto",  # auto | cudnn | unfold | shifted | cudnn-nhwc | nhwc-centred (backbones.CONV_IMPLS)
+    "backbone.conv": "auto",  # auto | device.convolutions.CONV_IMPLS
     # composition: "" means the method's own
     "compose.inner": "",
     "compose.outer": "",

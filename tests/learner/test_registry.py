@@ -139,8 +139,8 @@ def test_unknown_method_names_the_valid_ones():
 def test_config_choices_are_what_the_code_implements():
     """benchmarks/runs/config.py spells the strategies and convolutions out (no torch import to read a
     config); they must stay the sets MetaLearner, execution and the backbone implement."""
+    from benchmarks.device.convolutions import CONV_IMPLS
     from benchmarks.device.execution import GRAPHED
-    from benchmarks.learner.backbones import CONV_IMPLS
     from benchmarks.learner.meta_learner import STRATEGIES
     from benchmarks.runs.config import CHOICES
 
