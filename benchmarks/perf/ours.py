@@ -30,19 +30,17 @@ FLOOR_FACTOR = 10.0
 # float32's own error on a meta-batch is taken as the largest error against float64 of the float32
 # loop meta-gradient over the batch as drawn and FLOOR_ORDERS - 1 re-orderings of each task's
 # examples: the same function in exact arithmetic, summed in other orders. One order alone can be
-# lucky: across orders of one mini-ImageNet 5w1s batch the float32 error varied thirtyfold (CPU), and
-# on the CPU's Omniglot 5w1s batch 9 orders gave 2.5e-6 to 4.1e-6 and the next three 4.6e-4 (a ReLU
-# input within rounding of zero changes sides; other orders of the loop and other correct strategies
-# hit that same 4.6e-4). Each order costs one float32 loop meta-gradient.
+# lucky (a ReLU input within rounding of zero changes sides in some orders only: reports/perf/NOTES.md,
+# "The float32 floor"). Each order costs one float32 loop meta-gradient.
 FLOOR_ORDERS = 12
 # Above this float32 floor, agreement within the (then wide) tolerance proves little: 'inconclusive'.
 FLOOR_LIMIT = 1e-2
 # A strategy computes the same function as the loop if, in float64 from the same parameters, its
-# meta-gradient is the float64 loop meta-gradient to this relative error. float64 rounding (unit
-# roundoff 1.1e-16), amplified as much as float32's ever was on a perf batch (float32 errors reach
-# 5e-3 from 6e-8), stays near 1e-11; measured, correct strategies agree to 1e-14. A different
-# computation (a wrong index, a dropped term) lands far above: this check settles what the float32
-# comparison cannot on an ill-conditioned meta-batch.
+# meta-gradient is the float64 loop meta-gradient to this relative error: float64 rounding (unit
+# roundoff 1.1e-16), amplified as much as float32's ever was on a perf batch, stays orders of
+# magnitude below it, and a different computation (a wrong index, a dropped term) lands far above
+# (reports/perf/NOTES.md, "Every row in float64"). It settles what the float32 comparison cannot on an
+# ill-conditioned meta-batch.
 SAME_FUNCTION_RTOL = 1e-9
 # A row timed with TensorFloat-32 matrix units (inputs rounded to a 10-bit mantissa, unit roundoff
 # 2^-11) must give the float32 loop meta-gradient to this relative error (or FLOOR_FACTOR x float32's

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from benchmarks.common.tables import markdown as table
 from benchmarks.report.claims import VERDICTS, ClaimResult
 from benchmarks.report.figures import RenderedFigure
-from benchmarks.report.formatting import table
 from benchmarks.report.labels import PARTIAL_MARK, REDUCED_MARK, cell_label, dataset_name, dataset_order
 from benchmarks.report.runs import RunSet
 from benchmarks.report.tables import (
