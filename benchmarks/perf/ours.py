@@ -18,7 +18,7 @@ from benchmarks.device.execution import GRAPHED, Execution, backend_scope
 from benchmarks.learner.meta_learner import STRATEGIES, MetaLearner, StepResult
 from benchmarks.perf.settings import PerfSetting
 from benchmarks.perf.timing import PeakMemory, summarize, tensor_memory_mib, time_calls
-from benchmarks.runs.build import Assembly, assemble, execution_for
+from benchmarks.runs.build import Assembly, assemble
 from benchmarks.runs.config import VMAP_STRATEGIES
 
 Params = dict[str, Tensor]
@@ -171,16 +171,15 @@ def prepare_run(
     base, overrides = parse_strategy(strategy)
     overrides.pop(BENCHMARK_KEY, None)  # applied by measure_ours around the whole row
     # a row times what its name says: cuDNN in its default layout unless a modifier names another
-    config = {**setting.config(method), "seed": seed, "backbone.conv": "cudnn", **overrides}
-    execution, _ = execution_for({**config, "strategy": base}, device)
-    run = assemble(config, device, execution)
+    config = {**setting.config(method), "seed": seed, "strategy": base, "backbone.conv": "cudnn", **overrides}
+    run = assemble(config, device)
     run.initialise_from_data(batch)
     try:
         step, initial = _step_and_gradient(run, batch, with_gradient)
     except BaseException:
         release_gradients(run.params)
         raise
-    return PreparedRun(config, execution, run.learner, run.params, step, initial)
+    return PreparedRun(config, run.execution, run.learner, run.params, step, initial)
 
 
 def _step_and_gradient(
