@@ -1,4 +1,4 @@
-"""I-AMFS: the closed-form RBF kernel-ridge inner loop (spec/METHODS.md, "I-AMFS").
+"""I-AMFS: the closed-form RBF kernel-ridge inner loop (docs/methods.md, "I-AMFS kernel-ridge inner loop").
 
     F_S = phi(X_S), F_Q = phi(X_Q)
     alpha = (k(F_S, F_S) + lambda I)^-1 Y_S        (Y_S one-hot for N-way, y itself for regression)

@@ -38,7 +38,7 @@ def support_loss_fn(task: str) -> Callable[[Tensor, Tensor], Tensor]:
 
 @dataclass(frozen=True)
 class GradientInner:
-    """MAML's inner loop. `steps_test` and `step_size` follow Finn et al. (PROTOCOL.md) per dataset."""
+    """MAML's inner loop. `steps_test` and `step_size` follow Finn et al. per dataset (docs/protocol.md)."""
 
     n_outputs: int
     task: str = "classification"

@@ -1,6 +1,6 @@
 """The method registry: each named method is an inner loop x an outer loop (+ regularizer), and any
 other pairing is reachable from config (compose.inner, compose.outer, regularizer.mu/gamma,
-first_order). spec/METHODS.md defines what each piece computes."""
+first_order). docs/methods.md defines what each piece computes."""
 
 from __future__ import annotations
 

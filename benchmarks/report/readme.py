@@ -155,7 +155,7 @@ def _assumptions_section(runs: RunSet) -> str:
     ]
     parts = ["## Assumptions in force"]
     parts.append(
-        "Every definition this suite had to fix (spec/METHODS.md) or the code makes, as recorded by the runs "
+        "Every definition this suite had to fix (docs/methods.md) or the code makes, as recorded by the runs "
         "(union over finished runs; 'runs' counts those it applies to)."
     )
     parts.append(table(("id", "assumption", "runs"), rows) if rows else "No finished run recorded assumptions.")

@@ -1,5 +1,5 @@
 """The method registry and config composition (benchmarks/learner/registry.py, benchmarks/runs/config.py):
-the five named methods are the pairings of spec/METHODS.md's table, and the ablation pairings are
+the five named methods are the pairings of docs/methods.md's table, and the ablation pairings are
 reachable from config."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from benchmarks.cli import main
 from benchmarks.learner.registry import METHODS, build_inner, build_outer, build_regularizer, method_spec
 from benchmarks.runs.config import DEFAULTS, ConfigError, parse_assignments, resolve
 
-# spec/METHODS.md, "A method is an inner loop x an outer loop (+ a regularizer)":
+# docs/methods.md, "Methods as compositions":
 # method -> (inner loop class, second order?, outer loop class, regularizer on?)
 TABLE = {
     "maml": (GradientInner, True, MeanOuter, False),
@@ -49,7 +49,7 @@ def test_builders_give_the_pairings_of_the_spec(method: str):
 
 
 def test_gradient_inner_follows_the_dataset_protocol():
-    """PROTOCOL.md: Omniglot 5-way 1 / 3 steps of 0.4; mini-ImageNet 5 / 10 steps of 0.01."""
+    """docs/protocol.md: Omniglot 5-way 1 / 3 steps of 0.4; mini-ImageNet 5 / 10 steps of 0.01."""
     omniglot = build_inner(_config("maml", dataset="omniglot", n_way=5))
     assert (omniglot.steps_train, omniglot.steps_test, omniglot.step_size) == (1, 3, 0.4)
     mini = build_inner(_config("maml", dataset="mini-imagenet", n_way=5))
