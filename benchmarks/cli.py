@@ -6,19 +6,17 @@ Each command's work lives in its own module; this file only parses arguments and
 from __future__ import annotations
 
 import argparse
-import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
-
-def data_root(arg: str | None) -> Path:
-    """--data-root, else $AMFS_DATA_ROOT, else ./data."""
-    return Path(arg or os.environ.get("AMFS_DATA_ROOT") or "data")
+from benchmarks.runs.context import cache_dir, data_root
 
 
-def cache_dir(arg: str | None) -> Path:
-    """--cache-dir, else $AMFS_CACHE_DIR, else ./cache."""
-    return Path(arg or os.environ.get("AMFS_CACHE_DIR") or "cache")
+def progress_bars(disabled: bool) -> bool:
+    """Progress bars only on a terminal: in a log file their escape codes are noise."""
+    return not disabled and sys.stderr.isatty()
 
 
 def _print_table(rows: list[dict[str, str]]) -> None:
@@ -37,9 +35,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    from benchmarks.runs.config import DEFAULTS
+    from benchmarks.runs.config import describe_settings, protocol_rows
 
-    _print_table([{"setting": k, "default": repr(v)} for k, v in DEFAULTS.items()])
+    _print_table(describe_settings())
+    print("\nPer dataset, its published protocol replaces these defaults (a method's own defaults, a grid and")
+    print("--set come after, in that order):\n")
+    _print_table(protocol_rows())
     return 0
 
 
@@ -65,7 +66,7 @@ def run_context(args: argparse.Namespace):
         results=Path(args.results),
         device=args.device,
         threads=args.threads,
-        progress=not args.no_progress,
+        progress=progress_bars(args.no_progress),
     )
 
 
@@ -203,8 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _device_refusal(args: argparse.Namespace) -> str | None:
+    """Why the command's --device cannot run here, before any work starts; None when it can."""
+    if getattr(args, "device", None) is None:
+        return None
+    from benchmarks.device.environment import device_error
+
+    return device_error(args.device)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # `list | head`: a closed pipe ends the process quietly, as it does any command-line tool
+    if hasattr(signal, "SIGPIPE") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    refusal = _device_refusal(args)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except KeyboardInterrupt:

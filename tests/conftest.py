@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,10 @@ import pytest
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    """$AMFS_DATA_ROOT, else ../shared/datasets beside the repository; skips the test when absent."""
-    root = Path(os.environ.get("AMFS_DATA_ROOT") or Path(__file__).parents[1].parent / "shared" / "datasets")
+    """The data root the command line reads ($AMFS_DATA_ROOT, else ./data); skips the test when absent."""
+    from benchmarks.runs.context import data_root as default_data_root
+
+    root = default_data_root()
     if not root.is_dir():
         pytest.skip(f"real data root {root} is absent (set AMFS_DATA_ROOT to run the real-data tests)")
     return root

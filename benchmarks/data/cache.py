@@ -56,13 +56,24 @@ def fingerprint(entries: Iterable[tuple[str, int, int]], settings: dict[str, Any
     return h.hexdigest()
 
 
-def read_fingerprint(path: Path) -> str | None:
-    """The fingerprint a cache file was built from, without reading its images (memory-mapped); None if unreadable."""
+def peek(path: Path) -> dict[str, Any] | None:
+    """A cache file's header (dataset, split, fingerprint, provenance) without reading its images
+    (memory-mapped); None if absent or unreadable."""
+    if not path.exists():
+        return None
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return stored.get("fingerprint") if isinstance(stored, dict) else None
     except Exception:  # a torn or foreign file is treated as stale, never trusted
         return None
+    if not isinstance(stored, dict):
+        return None
+    return {k: stored.get(k) for k in ("dataset", "split", "fingerprint", "provenance")}
+
+
+def read_fingerprint(path: Path) -> str | None:
+    """The fingerprint a cache file was built from, without reading its images; None if unreadable."""
+    header = peek(path)
+    return None if header is None else header["fingerprint"]
 
 
 def status(path: Path, expected_fingerprint: str) -> str:

@@ -17,6 +17,25 @@ from benchmarks.device.heap import heap_policy
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+def device_error(name: str) -> str | None:
+    """Why `--device name` cannot run here, with the fix, in one line; None when it can."""
+    if name == "auto":
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        return f"--device {name!r} is not a device: use cpu, cuda (or cuda:N) or auto"
+    if device.type not in ("cpu", "cuda"):
+        return f"--device {name!r}: the suite runs on cpu or cuda; use cpu, cuda or auto"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return f"--device {name}: PyTorch sees no CUDA device here; use --device cpu (or auto)"
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            return f"--device {name}: only {count} CUDA device(s) here; use cuda:0 .. cuda:{count - 1}"
+    return None
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' -> cuda when available, else cpu. Asking for cuda without one is an error."""
     if name == "auto":

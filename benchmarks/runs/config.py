@@ -63,6 +63,45 @@ DEFAULTS: dict[str, Any] = {
     "reduced": False,  # True for grids that shorten the protocol (quick): shown in reports
 }
 
+# What each setting means (`python -m benchmarks settings`); tests/runs/test_config.py keeps it complete.
+HELP: dict[str, str] = {
+    "method": "a named method (`python -m benchmarks methods`); a grid lists its methods, so --set cannot change it",
+    "dataset": "the dataset (data/datasets.py); it brings its published protocol",
+    "seed": "training seed and test-episode seed; a grid lists its seeds, so --set cannot change it",
+    "n_way": "classes per task",
+    "k_shot": "support examples per class",
+    "query_train": "query examples per class in meta-training tasks",
+    "query_test": "query examples per class in validation and test tasks",
+    "meta_batch": "tasks per meta-iteration",
+    "iterations": "meta-iterations of training",
+    "meta_lr": "Adam's learning rate for the meta-parameters",
+    "val_every": "validate every this many meta-iterations (and at the end); the best checkpoint is tested",
+    "val_episodes": "validation episodes per validation",
+    "test_episodes": "fixed test episodes of the final evaluation",
+    "checkpoint_every": "save training state every this many meta-iterations (resume after an interruption)",
+    "strategy": "how the tasks of a meta-batch execute (time only, never the numbers beyond rounding)",
+    "precision": "fp32 (full float32), tf32 (TensorFloat-32 on CUDA), bf16 (backbone in bfloat16)",
+    "backbone.filters": "Conv-4 filters per layer",
+    "backbone.pooling": "strided convolutions (Omniglot) or 2x2 max-pooling (image datasets)",
+    "backbone.conv": "convolution formulation and memory layout (time only)",
+    "compose.inner": "inner loop instead of the method's own (empty: the method's)",
+    "compose.outer": "outer loop instead of the method's own (empty: the method's)",
+    "first_order": "first-order meta-gradient (inner gradients or the solve's support features detached)",
+    "bn_mode": "batch-norm statistics: of the current batch (transductive) or of the support set (inductive)",
+    "inner.steps_train": "gradient inner loop: steps in meta-training",
+    "inner.steps_test": "gradient inner loop: steps at validation and test",
+    "inner.step_size": "gradient inner loop: step size",
+    "kernel.sigma_init": "kernel inner loop: sigma from the first meta-batch's median distance, or sqrt(d)",
+    "kernel.lambda_init": "kernel inner loop: initial ridge lambda",
+    "kernel.scale_init": "kernel inner loop: initial logit scale s",
+    "kernel.max_jitter_retries": "kernel inner loop: Cholesky retries with growing jitter before the run fails",
+    "regularizer.mu": "strength of the gradient-norm term (0: off)",
+    "regularizer.gamma": "strength of the information term (0: off)",
+    "regularizer.mu_sign": "+1 adds the gradient-norm term, -1 subtracts it (the paper's printed sign)",
+    "regularizer.gamma_sign": "+1 adds the information term, -1 subtracts it",
+    "reduced": "the grid shortens the protocol: results are marked and not compared with published levels",
+}
+
 # Finn et al. 2017, Appendix A.1 (docs/protocol.md), keyed by dataset and, where it matters, n_way/k_shot.
 _IMAGE_PROTOCOL = {
     "inner.steps_train": 5,
@@ -171,8 +210,16 @@ def coerce(key: str, value: Any, where: str) -> Any:
     raise ConfigError(f"{where}: {key} must be a {type(default).__name__}, got {value!r}")
 
 
+# Keys a grid itself enumerates: an override would be silently replaced by each run's own value.
+GRID_KEYS = {
+    "method": "a grid runs the methods it lists; choose among them with --only (e.g. --only '*/maml/*')",
+    "seed": "a grid runs the seeds it lists; choose among them with --only (e.g. --only '*/seed0')",
+}
+
+
 def parse_assignments(assignments: list[str], where: str = "--set") -> dict[str, Any]:
-    """['key=value', ...] from the command line -> {key: typed value}."""
+    """['key=value', ...] from the command line -> {key: typed value}. Keys a grid enumerates itself
+    (method, seed) are refused with the way to choose them."""
     out: dict[str, Any] = {}
     for item in assignments:
         if "=" not in item:
@@ -180,6 +227,8 @@ def parse_assignments(assignments: list[str], where: str = "--set") -> dict[str,
         key, value = item.split("=", 1)
         key = key.strip()
         check_keys({key: None}, where)
+        if key in GRID_KEYS:
+            raise ConfigError(f"{where}: {key} cannot be overridden: {GRID_KEYS[key]}")
         out[key] = coerce(key, value.strip(), where)
     return out
 
@@ -203,6 +252,44 @@ def resolve(values: dict[str, Any], where: str = "config") -> dict[str, Any]:
     config = {**DEFAULTS, **protocol_defaults(dataset, n_way, k_shot), **method_defaults, **explicit}
     validate(config, where)
     return config
+
+
+def describe_settings() -> list[dict[str, str]]:
+    """One row per setting for `python -m benchmarks settings`: type, default, valid values, meaning."""
+    from benchmarks.learner.registry import METHODS  # the registry imports the algorithms (and torch)
+
+    named = {**CHOICES, "method": tuple(METHODS), "dataset": tuple(DATASETS)}
+    rows = []
+    for key, default in DEFAULTS.items():
+        valid = " | ".join(repr(v) for v in named[key]) if key in named else ""
+        rows.append(
+            {
+                "setting": key,
+                "type": type(default).__name__,
+                "default": repr(default),
+                "valid": valid,
+                "meaning": HELP[key],
+            }
+        )
+    return rows
+
+
+def protocol_rows() -> list[dict[str, str]]:
+    """The settings each dataset's published protocol sets (they replace the defaults above), for
+    `python -m benchmarks settings`: one row per dataset and, where it matters, way and shot."""
+    cases = [("omniglot", 5, 1), ("omniglot", 20, 1)] + [(d, 5, k) for d in DATASETS if d != "omniglot" for k in (1, 5)]
+    seen: dict[str, dict[str, Any]] = {}
+    rows = []
+    for dataset, n_way, k_shot in cases:
+        values = protocol_defaults(dataset, n_way, k_shot)
+        label = dataset_info(dataset).setting_name(values.get("n_way", n_way), values.get("k_shot", k_shot))
+        if seen.get(dataset) == values:
+            continue
+        seen[dataset] = values
+        rows.append(
+            {"dataset": dataset, "setting": label, "protocol": ", ".join(f"{k}={v}" for k, v in values.items())}
+        )
+    return rows
 
 
 def validate(config: dict[str, Any], where: str) -> None:

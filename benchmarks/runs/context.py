@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def data_root(arg: str | None = None) -> Path:
+    """--data-root, else $AMFS_DATA_ROOT, else ./data (the tests look in the same place)."""
+    return Path(arg or os.environ.get("AMFS_DATA_ROOT") or "data")
+
+
+def cache_dir(arg: str | None = None) -> Path:
+    """--cache-dir, else $AMFS_CACHE_DIR, else ./cache."""
+    return Path(arg or os.environ.get("AMFS_CACHE_DIR") or "cache")
 
 
 @dataclass(frozen=True)

@@ -54,9 +54,11 @@ def execute(todo: list[RunSpec], context: RunContext, options: ExecutorOptions) 
     if options.kind == "local":
         statuses = []
         bar = grid_progress(len(todo), disable=not context.progress)
-        for spec in todo:
+        for i, spec in enumerate(todo, start=1):
             statuses.append(run_one(spec, context))
             bar.update(1)
+            if not context.progress:  # a line per run where there is no bar (a log file, CI)
+                print(f"[{i}/{len(todo)}] {spec.key}: {statuses[-1]}", flush=True)
         bar.close()
         return statuses
     return _submitit(todo, context, options)

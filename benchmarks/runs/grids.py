@@ -127,7 +127,11 @@ def load_grid(name: str, overrides: dict[str, Any] | None = None, only: str | No
                         RunSpec(key, grid_name, method, config["dataset"], setting_id, variant, seed, config, values)
                     )
     if only:
-        runs = [r for r in runs if fnmatch.fnmatch(r.key, only) or only in r.key]
+        matched = [r for r in runs if fnmatch.fnmatch(r.key, only) or only in r.key]
+        if not matched:
+            examples = ", ".join(r.key for r in runs[:3])
+            raise ConfigError(f"--only {only!r} matches no run of grid {grid_name}; its run keys look like {examples}")
+        runs = matched
     keys = [r.key for r in runs]
     if len(keys) != len(set(keys)):
         raise ConfigError(f"{path}: two runs share a key; give variants distinct names")

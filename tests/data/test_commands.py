@@ -105,3 +105,13 @@ def test_cli_dispatches_data_check(tmp_path, capsys):
 def test_unknown_dataset_is_refused(tmp_path, capsys):
     assert commands.prepare(tmp_path, tmp_path / "cache", "imagenet", download=False) == 2
     assert "valid: omniglot, mini-imagenet, cub, fc100" in capsys.readouterr().err
+
+
+def test_check_calls_a_split_served_from_its_cache_alone_cache_only(tmp_path, capsys):
+    """A compute node given only the caches: `data check` says the runs will use them, not 'missing'."""
+    root = make_mini(tmp_path / "data")
+    assert commands.prepare(root, tmp_path / "cache", "mini-imagenet", download=False) == 0
+    capsys.readouterr()
+    assert commands.check(tmp_path / "empty", tmp_path / "cache") == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("mini-imagenet")]
+    assert [r[:4] for r in rows] == [["mini-imagenet", s, "cache", "only"] for s in ("train", "val", "test")]
