@@ -7,7 +7,6 @@ once and reused; it is refreshed only when pyproject.toml or the torch pin chang
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import sys
 from pathlib import Path
 
@@ -73,12 +72,8 @@ def claims(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def perf(session: nox.Session) -> None:
-    """Time every method against learn2learn on this machine; writes reports/perf/."""
+    """Install learn2learn if absent, then time every method against it on this machine; writes
+    results/perf/ (`-- --reports reports` replaces the committed reports/perf/)."""
     python = _python(session)
-    peers = ROOT.parent / "shared" / "peers" / "install-learn2learn.sh"
-    has_peer = subprocess.run([python, "-c", "import learn2learn"], capture_output=True).returncode == 0
-    if not has_peer and peers.exists():
-        session.run("bash", "-c", f"source {ENV}/bin/activate && bash {peers}", external=True)
-        # The script's qpth pins numpy < 2, which breaks pandas; learn2learn imports qpth lazily.
-        session.run(python, "-m", "pip", "install", "-q", "numpy>=2", external=True)
+    session.run(python, "-m", "benchmarks.perf.install_peer", external=True)
     session.run(python, "-m", "benchmarks", "perf", *session.posargs, external=True)

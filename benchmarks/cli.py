@@ -175,7 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("perf", help="time every method against learn2learn; writes reports/perf/")
     p.add_argument("--device", default="auto")
     p.add_argument("--peers", default="learn2learn", help="comma-separated peers, or 'none'")
-    p.add_argument("--reports", default="reports")
+    p.add_argument(
+        "--reports",
+        default="results",
+        help="writes <REPORTS>/perf/ (default: results, not committed); --reports reports replaces the committed one",
+    )
     p.add_argument("--repeats", type=int, help="timed meta-iterations per row (default: 20 on CUDA, 5 on CPU)")
     p.add_argument("--warmup", type=int, help="untimed meta-iterations first (default: 3 on CUDA, 1 on CPU)")
     p.add_argument("--settings", help="comma-separated setting keys (default: all), e.g. omniglot-5w1s")

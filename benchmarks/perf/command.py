@@ -1,7 +1,8 @@
 """`python -m benchmarks perf`: every method under every task-batching strategy, timed against
 learn2learn's MAML and FO-MAML in the same process, on the same device and inputs.
 
-Writes, under <reports>/perf/: perf.json (every raw measurement), README.md (tables, fastest
+Writes, under <reports>/perf/ (--reports, default results/: not committed; `--reports reports` replaces
+the committed reports/perf/): perf.json (every raw measurement), README.md (tables, fastest
 strategy, learn2learn ratios, numerics checks, projected hours of the paper and ablations grids)
 and ms_per_iteration.png. `--from-json PATH` rewrites README.md and the plot beside PATH from the
 JSON alone, without measuring.
