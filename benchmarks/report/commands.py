@@ -71,13 +71,13 @@ def build_figures(runs: RunSet) -> tuple[list[fig.RenderedFigure], list[str]]:
 
 
 def write_report(runs: RunSet, out_dir: Path) -> Path:
-    """README.md and the figures of a grid into out_dir (stale PNGs there are removed)."""
+    """README.md and the figures of a grid into out_dir (stale figures of the names it writes are removed)."""
     claims = evaluate_claims(runs)
     figures, skipped = build_figures(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {f.name for f in figures}
     for stale in sorted(out_dir.glob("*.png")):
-        if stale.name not in names:
+        if stale.name not in names and fig.is_figure_name(stale.name):
             stale.unlink()
     for figure in figures:
         atomic_write_bytes(out_dir / figure.name, figure.png)

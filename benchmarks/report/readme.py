@@ -121,6 +121,11 @@ def _results_section(runs: RunSet) -> str:
 
 def _figures_section(figures: list[RenderedFigure], skipped: list[str]) -> str:
     parts = ["## Figures"]
+    if figures:
+        parts.append(
+            "Each method has its own colour and marker; hollow markers and † mark reduced-iteration runs. Every "
+            "axis names its unit and whether lower or higher is better."
+        )
     parts += [f"**{f.caption}.**\n\n![{f.caption}]({f.name})" for f in figures]
     if skipped:
         parts.append("Not drawn (their data is absent):\n\n" + "\n".join(f"- {s}" for s in skipped))
