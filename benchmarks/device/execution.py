@@ -55,9 +55,10 @@ def resolve_execution(
         # amortise the loop's per-call overhead, and there is no convolution to group). On an H100
         # (reports/perf/h100): for the gradient inner loop the grouped network in NHWC is fastest
         # (second-order MAML on Omniglot 12.0 ms vs 18.9 ms for vmap, both in a CUDA graph); for
-        # the kernel inner loop neither wins everywhere, and vmap stays.
+        # the kernel inner loop neither wins everywhere, and vmap stays. Each inner-loop class says
+        # which it takes (batched_on_cuda).
         if cuda:
-            # bf16 is never vmapped (config.VMAP_STRATEGIES): the batched network serves both inner loops
+            # bf16 is never vmapped (config.VMAP_STRATEGIES): the batched network serves every inner loop
             batched = batched_on_cuda or config["precision"] in BACKBONE_DTYPES
             strategy = "graph-batched" if batched else "graph"
         elif backbone == "mlp":
