@@ -1,4 +1,4 @@
-"""I-AMFS: the closed-form RBF kernel-ridge inner loop (spec/METHODS.md, "I-AMFS").
+"""I-AMFS: the closed-form RBF kernel-ridge inner loop (docs/methods.md, "I-AMFS kernel-ridge inner loop").
 
     F_S = phi(X_S), F_Q = phi(X_Q)
     alpha = (k(F_S, F_S) + lambda I)^-1 Y_S        (Y_S one-hot for N-way, y itself for regression)
@@ -22,7 +22,9 @@ from torch import Tensor
 from amfs.kernel import kernel_ridge_solve, one_hot, rbf_kernel
 
 Params = dict[str, Tensor]
-FeatureFn = Callable[[Params, Tensor, "int | None"], Tensor]
+# features(params, x, stats_rows[, differentiated_twice]): the backbone's features of x (batch-norm
+# statistics from all rows, or the first stats_rows); no pass here is differentiated twice.
+FeatureFn = Callable[..., Tensor]
 
 SIGMA_INITS = ("median", "sqrt_d")
 KERNEL_PARAMETERS = ("kernel.log_sigma", "kernel.log_lambda", "kernel.log_scale")

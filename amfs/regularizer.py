@@ -1,4 +1,4 @@
-"""The composite regularizer (spec/METHODS.md, "Composite regularizer"), per task:
+"""The composite regularizer (docs/methods.md, "Composite regularizer"), per task:
 
     R = L_Q + mu_sign * mu * ||grad_f L_Q||^2 + gamma_sign * gamma * I_hat(f; D_Q)
 

@@ -13,7 +13,6 @@ Written with torch.func so that the same function runs per task in a loop or vma
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -23,12 +22,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 Params = dict[str, Tensor]
-FeatureFn = Callable[[Params, Tensor, "int | None"], Tensor]
-
-# True while the inner loop computes a gradient that the meta-gradient differentiates through (second
-# order, training): the forward passes run then are differentiated twice. It changes nothing here; a
-# backbone may pick its memory layout by it (benchmarks/learner/backbones.py, conv 'nhwc-centred').
-DIFFERENTIATED_TWICE: contextvars.ContextVar[bool] = contextvars.ContextVar("differentiated_twice", default=False)
+# features(params, x, stats_rows, differentiated_twice): the backbone's features of x. The flag is True
+# for the passes whose inner gradient the meta-gradient differentiates through (second order, in
+# training): they are differentiated twice. It changes no value; the harness may choose a memory layout
+# or batch-norm kernel by it.
+FeatureFn = Callable[[Params, Tensor, "int | None", bool], Tensor]
 
 BN_MODES = ("transductive", "inductive")
 TASK_KINDS = ("classification", "regression")
@@ -41,7 +39,7 @@ def support_loss_fn(task: str) -> Callable[[Tensor, Tensor], Tensor]:
 
 @dataclass(frozen=True)
 class GradientInner:
-    """MAML's inner loop. `steps_test` and `step_size` follow Finn et al. (PROTOCOL.md) per dataset."""
+    """MAML's inner loop. `steps_test` and `step_size` follow Finn et al. per dataset (docs/protocol.md)."""
 
     n_outputs: int
     task: str = "classification"
@@ -76,8 +74,10 @@ class GradientInner:
         torch.nn.init.xavier_uniform_(weight, generator=generator)
         return {"head.weight": weight, "head.bias": torch.zeros(self.n_outputs)}
 
-    def _outputs(self, features: FeatureFn, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
-        return F.linear(features(params, x, stats_rows), params["head.weight"], params["head.bias"])
+    def _outputs(
+        self, features: FeatureFn, params: Params, x: Tensor, stats_rows: int | None, twice: bool = False
+    ) -> Tensor:
+        return F.linear(features(params, x, stats_rows, twice), params["head.weight"], params["head.bias"])
 
     def _query_outputs(
         self, features: FeatureFn, params: Params, support_x: Tensor, query_x: Tensor, rows: int = 0
@@ -96,22 +96,23 @@ class GradientInner:
     ) -> Params:
         """theta after the inner steps. At test time (training=False) the steps are never differentiated."""
         loss_fn = support_loss_fn(self.task)
+        twice = self._differentiated_twice(training)
 
         def support_loss(p: Params) -> Tensor:
-            return loss_fn(self._outputs(features, p, support_x, None), support_y)
+            return loss_fn(self._outputs(features, p, support_x, None, twice), support_y)
 
         return self._descend(support_loss, params, training)
 
+    def _differentiated_twice(self, training: bool) -> bool:
+        """Whether the support passes are differentiated twice: second order, in training."""
+        return training and not self.first_order
+
     def _descend(self, support_loss: Callable[[Params], Tensor], params: Params, training: bool) -> Params:
         steps = self.steps_train if training else self.steps_test
-        detach_inner = self.first_order or not training
+        detach_inner = not self._differentiated_twice(training)
         fast = params
         for _ in range(steps):
-            token = DIFFERENTIATED_TWICE.set(not detach_inner)
-            try:
-                grads = torch.func.grad(support_loss)(fast)
-            finally:
-                DIFFERENTIATED_TWICE.reset(token)
+            grads = torch.func.grad(support_loss)(fast)
             if detach_inner:
                 grads = {k: g.detach() for k, g in grads.items()}
             fast = {k: fast[k] - self.step_size * grads[k] for k in fast}
@@ -125,8 +126,10 @@ class GradientInner:
         return self._query_outputs(features, fast, support_x, query_x), {}
 
     # --- all tasks of a meta-batch at once (MetaLearner strategy 'batched') -------------------
-    def _outputs_tasks(self, features: FeatureFn, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
-        f = features(params, x, stats_rows)  # [T, N, F]
+    def _outputs_tasks(
+        self, features: FeatureFn, params: Params, x: Tensor, stats_rows: int | None, twice: bool = False
+    ) -> Tensor:
+        f = features(params, x, stats_rows, twice)  # [T, N, F]
         return torch.baddbmm(params["head.bias"].unsqueeze(1), f, params["head.weight"].mT)
 
     def query_outputs_tasks(
@@ -136,9 +139,10 @@ class GradientInner:
         computing [T, N, F]; returns [T, Nq, outputs] and no diagnostics. Every task's support loss depends only on its
         own copy of the parameters, so one gradient of their sum is every task's own inner gradient."""
         tasks = support_x.shape[0]
+        twice = self._differentiated_twice(training)
 
         def support_loss(p: Params) -> Tensor:
-            outputs = self._outputs_tasks(features, p, support_x, None)
+            outputs = self._outputs_tasks(features, p, support_x, None, twice)
             if self.task == "classification":
                 return F.cross_entropy(outputs.flatten(0, 1), support_y.flatten()) * tasks
             return F.mse_loss(outputs, support_y.reshape(outputs.shape)) * tasks

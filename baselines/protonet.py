@@ -19,7 +19,9 @@ import torch
 from torch import Tensor
 
 Params = dict[str, Tensor]
-FeatureFn = Callable[[Params, Tensor, "int | None"], Tensor]
+# features(params, x, stats_rows[, differentiated_twice]): the backbone's features of x (batch-norm
+# statistics from all rows, or the first stats_rows); no pass here is differentiated twice.
+FeatureFn = Callable[..., Tensor]
 
 
 @dataclass(frozen=True)

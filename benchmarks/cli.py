@@ -22,14 +22,9 @@ def cache_dir(arg: str | None) -> Path:
 
 
 def _print_table(rows: list[dict[str, str]]) -> None:
-    if not rows:
-        return
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
-    print("  ".join("-" * widths[c] for c in cols))
-    for r in rows:
-        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    from benchmarks.common.tables import text
+
+    print(text(rows))
 
 
 def cmd_methods(args: argparse.Namespace) -> int:

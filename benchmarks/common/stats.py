@@ -1,7 +1,7 @@
 """Statistics of the reports: mean and 95% confidence interval over test episodes, spread over
 training seeds, and a hierarchical paired bootstrap for differences on shared test episodes.
 
-- Episode CI (PROTOCOL.md): 1.96 * std / sqrt(n), std with ddof=1.
+- Episode CI (docs/protocol.md, "Evaluation"): 1.96 * std / sqrt(n), std with ddof=1.
 - Seed spread: the standard deviation (ddof=1) of the per-seed means; undefined for one seed.
 - Paired bootstrap: the per-episode differences of two methods on the same episodes, grouped by
   training seed. Each resample draws seeds with replacement, then episodes with replacement within
@@ -38,7 +38,7 @@ class MeanCI:
 
 
 def mean_ci95(values: Sequence[float] | np.ndarray) -> MeanCI:
-    """Mean and 1.96 * std(ddof=1) / sqrt(n) of values (PROTOCOL.md's episode CI)."""
+    """Mean and 1.96 * std(ddof=1) / sqrt(n) of values (the episode CI of docs/protocol.md)."""
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"mean_ci95 needs a non-empty 1-d sequence, got shape {x.shape}")

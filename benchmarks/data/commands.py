@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import tables
 from benchmarks.data import cache
 from benchmarks.data.datasets import DATASETS
 from benchmarks.data.errors import DataError, DataMissing
@@ -18,14 +19,6 @@ from benchmarks.data.registry import DATASETS_INFO, LOADERS, load_split, plan_sp
 from benchmarks.data.split_data import SPLITS
 
 GENERATED = tuple(name for name, d in DATASETS.items() if d.generator is not None)
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    lines = ["  ".join(c.ljust(widths[c]) for c in cols), "  ".join("-" * widths[c] for c in cols)]
-    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in cols) for r in rows]
-    return "\n".join(lines)
 
 
 def _checksum_text(checksum: Any) -> str:
@@ -66,7 +59,7 @@ def check(data_root: Path, cache_dir: Path) -> int:
                 notes.setdefault(str(e), []).append(f"{dataset} {split}")
     for name in GENERATED:
         rows.append({**_empty_row(name, "all", "generated"), "cache": "not needed"})
-    print(format_table(rows))
+    print(tables.text(rows))
     for message, where in notes.items():
         print(f"\n{', '.join(where)}:\n  {message}")
     return 0

@@ -48,15 +48,10 @@ def resolve_execution(
     cuda = device.type == "cuda"
     strategy = config["strategy"]
     if strategy == "auto":
-        # Measured on the 2-core CPU (reports/perf/NOTES.md): for Conv-4 the batched network with its
-        # large passes in NHWC ('nhwc-centred'), the fastest row for 14 of 15 methods and settings of
-        # the perf run and 1.12x-1.20x faster than the loop at the protocol's 32 Omniglot tasks (every
-        # method, alternating rounds); vmap for the small MLP (its per-task work is too small to
-        # amortise the loop's per-call overhead, and there is no convolution to group). On an H100
-        # (reports/perf/h100): for the gradient inner loop the grouped network in NHWC is fastest
-        # (second-order MAML on Omniglot 12.0 ms vs 18.9 ms for vmap, both in a CUDA graph); for
-        # the kernel inner loop neither wins everywhere, and vmap stays. Each inner-loop class says
-        # which it takes (batched_on_cuda).
+        # The fastest measured (reports/perf/NOTES.md, "Defaults in the code"): on the CPU the batched network for
+        # Conv-4, vmap for the small MLP (no convolution to group); on a GPU, in a CUDA graph, the
+        # batched network for the inner loops whose class sets batched_on_cuda (the gradient one), vmap
+        # for the others.
         if cuda:
             # bf16 is never vmapped (config.VMAP_STRATEGIES): the batched network serves every inner loop
             batched = batched_on_cuda or config["precision"] in BACKBONE_DTYPES
@@ -73,13 +68,8 @@ def resolve_execution(
             graph = False
     conv_impl = config["backbone.conv"]
     if conv_impl == "auto":
-        # Measured on an H200 (reports/perf/h200): second-order MAML on Omniglot, 32 tasks, CUDA
-        # graph, fp32: cuDNN 18.2 ms, shifted views 19.2, im2col 50.4, cuDNN autotuner 18.4; on
-        # the CPU the alternatives are slower still. The batched strategy's grouped convolutions
-        # are faster in NHWC on CUDA in every setting measured on an H100 (reports/perf/h100); on the
-        # CPU with every layer of the large passes in NHWC and batch norm's input centred
-        # (`batched+nhwc-all` against `batched`: Omniglot MAML 1.34x against 1.13x learn2learn in
-        # alternating pairs). Re-measure with `perf --strategies graph+...`.
+        # cuDNN's default layout, except the batched strategy's grouped convolutions in NHWC
+        # (reports/perf/NOTES.md, "Defaults in the code"). Re-measure with `perf --strategies graph+...`.
         nhwc = "cudnn-nhwc" if cuda else "nhwc-centred"
         conv_impl = nhwc if strategy == "batched" else "cudnn"
     return Execution(strategy, graph, conv_impl, config["precision"]), notes
@@ -88,7 +78,7 @@ def resolve_execution(
 def apply_precision(precision: str) -> None:
     """fp32: full float32 everywhere (PyTorch otherwise lets cuDNN convolutions use TF32).
     tf32: TensorFloat-32 for convolutions and matrix products (10-bit mantissa inputs). Not the
-    default: on an H200 it moved MAML's meta-gradient by 10-25% (reports/perf/h200, tolerance 1%).
+    default: it moves the meta-gradient far beyond float32's rounding (reports/perf/NOTES.md).
     bf16: TF32 off, as fp32; the backbone's autocast is MetaLearner's (backbone_dtype)."""
     tf32 = precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32

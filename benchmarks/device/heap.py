@@ -22,10 +22,9 @@ from functools import cache
 # mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-# Blocks below the mmap threshold come from the heap, not from their own mapping. Measured with glibc
-# 2.36: with 1 GiB set, blocks of 4 to 64 MiB allocated and freed in a loop stop faulting after a few
-# rounds (tests/device/test_heap.py); with 32 MiB set, an 8 MiB block still faulted every round. Older glibc
-# refuses values above 32 MiB: then 32 MiB. Conv-4 activations on Omniglot are ~4 MiB each.
+# Blocks below the mmap threshold come from the heap, not from their own mapping: 1 GiB keeps the
+# activations' blocks in the heap (tests/device/test_heap.py; reports/perf/NOTES.md, "Defaults in the code"); glibc
+# versions that refuse values above 32 MiB get 32 MiB.
 MMAP_THRESHOLDS = (2**30, 32 * 2**20)
 TRIM_THRESHOLD = 2**31 - 1  # free heap top kept up to this size instead of returned
 

@@ -8,13 +8,19 @@ are drawn afterwards from a separate generator, so they cannot shift the backbon
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.maml import DIFFERENTIATED_TWICE
+from benchmarks.device.convolutions import (
+    CONV_FUNCTIONS,
+    CONV_IMPLS,
+    centre_channels,
+    contiguous_gradient,
+    layer_nhwc,
+    whole_pass_nhwc,
+)
 
 
 def batch_norm(
@@ -40,95 +46,6 @@ def batch_norm(
     var, mean = torch.var_mean(ref, reduce_dims, correction=0, keepdim=True)
     shape = [1, -1] + [1] * (h.dim() - 2)
     return (h - mean) * (torch.rsqrt(var + eps) * weight.view(shape)) + bias.view(shape)
-
-
-def centre_channels(h: Tensor) -> Tensor:
-    """h minus a per-channel constant (the first row's spatial mean, not differentiated): batch norm's
-    output is exactly the same function of h, but the CPU's NHWC batch-norm kernels are far less
-    precise on inputs whose channel means are large against their spread (forward error 3e-4 against
-    7e-6 in NCHW at mean/std 300, 75x256x14x14); centred, the NHWC forward error is within 10x of
-    NCHW's. Costs one pass over h."""
-    return h - h[:1].mean(dim=(2, 3), keepdim=True).detach()
-
-
-class _ContiguousGradient(torch.autograd.Function):
-    """The identity, whose gradient is handed back in the default (NCHW) layout."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: Tensor) -> Tensor:
-        return x.view_as(x)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
-        pass
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
-        return grad.contiguous()
-
-
-def contiguous_gradient(x: Tensor) -> Tensor:
-    """x, with its gradient converted to the default layout. An NHWC pass's convolutions return their
-    weight gradients in NHWC; flowing into the NCHW support pass of second-order MAML, they turned its
-    double backward NHWC too, where the CPU's reductions are slow."""
-    return _ContiguousGradient.apply(x)
-
-
-def conv3x3_unfold(x: Tensor, weight: Tensor, stride: int) -> Tensor:
-    """3x3 convolution (padding 1) as im2col + matrix product: the same function as F.conv2d.
-
-    Under vmap with per-task weights (MAML's adapted parameters) F.conv2d becomes a grouped
-    convolution and this becomes one batched matrix product; which is faster depends on the device
-    and library versions, so it is a setting (`backbone.conv`) that `python -m benchmarks perf` can
-    compare, not the default.
-    """
-    b, _, h, w = x.shape
-    cols = F.unfold(x, 3, padding=1, stride=stride)
-    out = weight.reshape(weight.shape[0], -1) @ cols
-    return out.reshape(b, weight.shape[0], (h - 1) // stride + 1, (w - 1) // stride + 1)
-
-
-def conv3x3_shifted(x: Tensor, weight: Tensor, stride: int) -> Tensor:
-    """3x3 convolution (padding 1) as nine shifted, strided views of the input, each multiplied by
-    one tap of the kernel and summed: the same function as F.conv2d, with no im2col buffer and only
-    slicing and matrix products, whose backward passes are slicing and matrix products again."""
-    b, c, h, w = x.shape
-    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
-    padded = F.pad(x, (1, 1, 1, 1))
-    out = None
-    for i in range(3):
-        for j in range(3):
-            view = padded[:, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
-            term = weight[:, :, i, j] @ view.reshape(b, c, ho * wo)
-            out = term if out is None else out + term
-    assert out is not None
-    return out.reshape(b, weight.shape[0], ho, wo)
-
-
-# cudnn-nhwc: cuDNN, NHWC memory in the 'batched' strategy's grouped layers 2-4 (plain cuDNN elsewhere)
-# nhwc-centred: every grouped layer of a large pass in NHWC, batch norm's input centred (centre_channels)
-CONV_IMPLS = ("cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred")
-# nhwc-centred: passes with at least this many input pixels per task (rows x height x width of
-# the input) run in NHWC; smaller ones stay NCHW. Measured on a 2-core CPU in alternating rounds
-# (reports/perf/NOTES.md): Omniglot's 5-row support passes (28 x 28) made test-time adaptation 1.3x
-# slower in NHWC (MAML and FO-MAML), mini-ImageNet's 5-row passes (84 x 84, 9x the pixels) made it
-# 1.1-1.3x faster; the 75-row query passes are faster in NHWC on both. 16 rows of 28 x 28 keeps
-# Omniglot's 1-shot support passes NCHW and its query passes NHWC. A pass that is differentiated twice
-# (baselines.maml.DIFFERENTIATED_TWICE: second-order MAML's support passes in training) stays NCHW
-# whatever its size: on mini-ImageNet 5w5s the 25-row support pass in NHWC made the second-order step
-# 1.6x slower than 'batched', while first-order MAML (the same pass, no double backward) was 1.5x
-# faster than 'batched' with every pass in NHWC.
-NHWC_MIN_PIXELS = 16 * 28 * 28
-
-
-def large_pass(rows: int, height: int, width: int) -> bool:
-    """Whether a pass of `rows` images per task of height x width is large enough for NHWC."""
-    return rows * height * width >= NHWC_MIN_PIXELS
-
-
-CONV_FUNCTIONS = {"unfold": conv3x3_unfold, "shifted": conv3x3_shifted}
 
 
 class Conv4(nn.Module):
@@ -179,7 +96,9 @@ class Conv4(nn.Module):
                 h = F.max_pool2d(h, 2)
         return h.mean(dim=(2, 3)) if self.pooling == "strided" else h.flatten(1)
 
-    def forward_tasks(self, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None) -> Tensor:
+    def forward_tasks(
+        self, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None, differentiated_twice: bool = False
+    ) -> Tensor:
         """Every task with its own weights in one network: params have a leading task dimension T,
         x is [T, N, C, H, W]; returns features [T, N, F], task t's equal to forward() with its weights.
 
@@ -187,20 +106,18 @@ class Conv4(nn.Module):
         groups=T applies each task's kernel to its own channels only, and batch norm's per-channel
         statistics are per task and channel, as forward() computes them per task. No vmap is
         involved, so the fused batch norm is exact here. The convolutions are always the library's
-        grouped ones (cuDNN, oneDNN on the CPU); conv_impl 'cudnn-nhwc' runs layers 2-4 in NHWC
-        memory, where cuDNN's grouped kernels measured faster on an H200
-        (reports/perf/h200/grouped-conv.txt); 'nhwc-centred' runs in NHWC every layer of a pass
-        large enough (large_pass) that is not differentiated twice, where oneDNN's
-        grouped convolution backward needs no layout conversion and the CPU's batch norm is faster,
-        with the input of each batch norm centred first (centre_channels) for its precision."""
+        grouped ones (cuDNN, oneDNN on the CPU), in the memory layout device.convolutions chooses
+        by conv_impl, the pass's size and `differentiated_twice` (whether the pass is differentiated
+        twice: second-order MAML's support passes in training); an NHWC pass centres each batch
+        norm's input first (centre_channels) for its precision."""
         t, n = x.shape[:2]
         h = x.transpose(0, 1).reshape(n, t * x.shape[2], *x.shape[3:])
         stride = 2 if self.pooling == "strided" else 1
-        all_nhwc = self.conv_impl == "nhwc-centred" and large_pass(n, *x.shape[-2:]) and not DIFFERENTIATED_TWICE.get()
+        all_nhwc = whole_pass_nhwc(self.conv_impl, n, *x.shape[-2:], differentiated_twice)
         for i in range(4):
             weight = params[f"convs.{i}"]
             weight = weight.reshape(-1, *weight.shape[2:])
-            if all_nhwc or (self.conv_impl == "cudnn-nhwc" and i > 0):
+            if layer_nhwc(self.conv_impl, i, all_nhwc):
                 h = h.contiguous(memory_format=torch.channels_last)
             if all_nhwc:  # in the input's layout, or the convolution converts it on every call
                 weight = contiguous_gradient(weight).contiguous(memory_format=torch.channels_last)
@@ -233,7 +150,9 @@ class MLP(nn.Module):
             x = F.relu(layer(x))
         return x
 
-    def forward_tasks(self, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None) -> Tensor:
+    def forward_tasks(
+        self, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None, differentiated_twice: bool = False
+    ) -> Tensor:
         """forward() for T tasks at once, each with its own weights (leading dimension T): x [T, N, in]."""
         for i in range(len(self.layers)):
             x = F.relu(torch.baddbmm(params[f"layers.{i}.bias"].unsqueeze(1), x, params[f"layers.{i}.weight"].mT))
@@ -274,11 +193,15 @@ def build_backbone(spec: BackboneSpec, seed: int) -> tuple[nn.Module, dict[str, 
 
 
 def backbone_forward_tasks(
-    module: nn.Module, params: dict[str, Tensor], x: Tensor, stats_rows: int | None = None
+    module: nn.Module,
+    params: dict[str, Tensor],
+    x: Tensor,
+    stats_rows: int | None = None,
+    differentiated_twice: bool = False,
 ) -> Tensor:
     """The backbone for T tasks at once: 'backbone.' entries with a leading task dimension, x [T, N, ...]."""
     own = {k[len("backbone.") :]: v for k, v in params.items() if k.startswith("backbone.")}
-    return module.forward_tasks(own, x, stats_rows)
+    return module.forward_tasks(own, x, stats_rows, differentiated_twice)
 
 
 def backbone_forward(

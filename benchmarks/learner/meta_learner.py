@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.maml import DIFFERENTIATED_TWICE
 from benchmarks.data.tasks import TaskBatch
 from benchmarks.learner.backbones import backbone_forward, backbone_forward_tasks
 
@@ -93,18 +92,21 @@ class MetaLearner:
         # precision bf16 (benchmarks.device.execution.backbone_dtype): the backbone under autocast
         self.backbone_dtype = backbone_dtype
 
-    def features(self, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
-        # Fused batch norm is exact outside vmap and much faster on the CPU; under vmap it is wrong
-        # only where a pass is differentiated twice (backbones.batch_norm)
-        fused = self.strategy == "loop" or not DIFFERENTIATED_TWICE.get()
+    def features(self, params: Params, x: Tensor, stats_rows: int | None, differentiated_twice: bool = False) -> Tensor:
+        """Features of one task's examples (the inner loops' FeatureFn). Fused batch norm is exact
+        outside vmap and much faster on the CPU; under vmap it is wrong only where a pass is
+        differentiated twice (backbones.batch_norm)."""
+        fused = self.strategy == "loop" or not differentiated_twice
         with self._backbone_precision(x):
             features = backbone_forward(self.backbone, params, x, stats_rows, fused_norm=fused)
         return features.to(x.dtype)
 
-    def task_features(self, params: Params, x: Tensor, stats_rows: int | None) -> Tensor:
+    def task_features(
+        self, params: Params, x: Tensor, stats_rows: int | None, differentiated_twice: bool = False
+    ) -> Tensor:
         """Features of T tasks at once, each with its own parameters (leading task dimension)."""
         with self._backbone_precision(x):
-            features = backbone_forward_tasks(self.backbone, params, x, stats_rows)
+            features = backbone_forward_tasks(self.backbone, params, x, stats_rows, differentiated_twice)
         return features.to(x.dtype)
 
     def _backbone_precision(self, x: Tensor) -> AbstractContextManager[object]:

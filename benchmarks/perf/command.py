@@ -63,17 +63,14 @@ from benchmarks.perf.timing import CPU_MEMORY_MEASURE, CUDA_MEMORY_MEASURE, TENS
 
 SCHEMA = 1
 PEERS = ("learn2learn",)
-# (repeats, warm-up) per device type: the GPU numbers of shared/peers used 20 after 3; the shared
-# 2-core CPU must finish in minutes.
+# (repeats, warm-up) per device type: 20 after 3 on a GPU; a 2-core CPU must finish in minutes.
 DEFAULT_REPEATS = {"cuda": (20, 3), "cpu": (5, 1)}
-# On a CPU shared with other work, PyTorch's intra-op threads wait on each other whenever another
-# process holds a core: the same Omniglot row took 0.27 s with the machine idle and 5.9 s with one
-# other busy process, at 2 threads. One thread measures the implementations, not that contention;
-# --threads N asks for more, and every report states the count.
+# One CPU thread: on a CPU shared with other work, PyTorch's intra-op threads wait on each other
+# whenever another process holds a core (reports/perf/NOTES.md, "Defaults in the code"). One thread measures the
+# implementations, not that contention; --threads N asks for more, and every report states the count.
 CPU_THREADS = 1
-# Strategies paired with learn2learn: those whose row median is within this factor of the fastest.
-# On the 2-core CPU the same step varies by tens of percent between minutes: one run's row medians
-# put Omniglot MAML's `loop` at 208 ms and `batched+nhwc-all` at 215, the run before at 225 and 184.
+# Strategies paired with learn2learn: those whose row median is within this factor of the fastest (on a
+# shared CPU separately timed rows can rank close strategies either way: reports/perf/NOTES.md).
 PAIR_CANDIDATE_FACTOR = 1.5
 PRECISION = "fp32"  # full float32 on both sides (no TF32), so the numerics checks mean something
 TF32_ENVIRONMENT = ("NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE")

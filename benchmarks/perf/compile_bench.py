@@ -4,8 +4,8 @@ with TorchInductor, against the same strategy run eagerly, at the shapes of `pyt
     python -m benchmarks.perf.compile_bench [--device cuda] [--settings omniglot-5w1s]
         [--methods maml,fomaml,i-amfs] [--strategy batched+nhwc-all] [--rounds 9] [--out FILE]
 
-A pass that is differentiated twice (second-order MAML's support passes in training,
-baselines.maml.DIFFERENTIATED_TWICE) stays eager: AOTAutograd cannot differentiate its own backward
+A pass that is differentiated twice (second-order MAML's support passes in training: the backbone's
+`differentiated_twice` argument) stays eager: AOTAutograd cannot differentiate its own backward
 (PyTorch 2.14: "torch.compile with aot_autograd does not currently support double backward"). Every
 other backbone pass (the query pass, every pass of FO-MAML and of the kernel inner loop, test-time
 adaptation) runs compiled, one specialisation per input shape.
@@ -29,7 +29,6 @@ from typing import IO
 
 import torch
 
-from baselines.maml import DIFFERENTIATED_TWICE
 from benchmarks.data.tasks import TaskBatch
 from benchmarks.device.environment import device_name, git_revision, resolve_device
 from benchmarks.device.heap import retain_freed_memory
@@ -53,9 +52,9 @@ def compile_backbone(run: PreparedRun) -> None:
     module = run.learner.backbone
     compiled = torch.compile(module.forward_tasks, dynamic=False)
 
-    def forward_tasks(params, x, stats_rows=None):
-        if DIFFERENTIATED_TWICE.get():
-            return type(module).forward_tasks(module, params, x, stats_rows)
+    def forward_tasks(params, x, stats_rows=None, differentiated_twice=False):
+        if differentiated_twice:
+            return type(module).forward_tasks(module, params, x, stats_rows, True)
         return compiled(params, x, stats_rows)
 
     module.forward_tasks = forward_tasks

@@ -18,7 +18,7 @@ from benchmarks.device.execution import GRAPHED, Execution, backend_scope
 from benchmarks.learner.meta_learner import STRATEGIES, MetaLearner, StepResult
 from benchmarks.perf.settings import PerfSetting
 from benchmarks.perf.timing import PeakMemory, summarize, tensor_memory_mib, time_calls
-from benchmarks.runs.build import Assembly, assemble, execution_for
+from benchmarks.runs.build import Assembly, assemble
 from benchmarks.runs.config import VMAP_STRATEGIES
 
 Params = dict[str, Tensor]
@@ -30,19 +30,17 @@ FLOOR_FACTOR = 10.0
 # float32's own error on a meta-batch is taken as the largest error against float64 of the float32
 # loop meta-gradient over the batch as drawn and FLOOR_ORDERS - 1 re-orderings of each task's
 # examples: the same function in exact arithmetic, summed in other orders. One order alone can be
-# lucky: across orders of one mini-ImageNet 5w1s batch the float32 error varied thirtyfold (CPU), and
-# on the CPU's Omniglot 5w1s batch 9 orders gave 2.5e-6 to 4.1e-6 and the next three 4.6e-4 (a ReLU
-# input within rounding of zero changes sides; other orders of the loop and other correct strategies
-# hit that same 4.6e-4). Each order costs one float32 loop meta-gradient.
+# lucky (a ReLU input within rounding of zero changes sides in some orders only: reports/perf/NOTES.md,
+# "The float32 floor"). Each order costs one float32 loop meta-gradient.
 FLOOR_ORDERS = 12
 # Above this float32 floor, agreement within the (then wide) tolerance proves little: 'inconclusive'.
 FLOOR_LIMIT = 1e-2
 # A strategy computes the same function as the loop if, in float64 from the same parameters, its
-# meta-gradient is the float64 loop meta-gradient to this relative error. float64 rounding (unit
-# roundoff 1.1e-16), amplified as much as float32's ever was on a perf batch (float32 errors reach
-# 5e-3 from 6e-8), stays near 1e-11; measured, correct strategies agree to 1e-14. A different
-# computation (a wrong index, a dropped term) lands far above: this check settles what the float32
-# comparison cannot on an ill-conditioned meta-batch.
+# meta-gradient is the float64 loop meta-gradient to this relative error: float64 rounding (unit
+# roundoff 1.1e-16), amplified as much as float32's ever was on a perf batch, stays orders of
+# magnitude below it, and a different computation (a wrong index, a dropped term) lands far above
+# (reports/perf/NOTES.md, "Every row in float64"). It settles what the float32 comparison cannot on an
+# ill-conditioned meta-batch.
 SAME_FUNCTION_RTOL = 1e-9
 # A row timed with TensorFloat-32 matrix units (inputs rounded to a 10-bit mantissa, unit roundoff
 # 2^-11) must give the float32 loop meta-gradient to this relative error (or FLOOR_FACTOR x float32's
@@ -80,7 +78,7 @@ def timed_strategies(device: torch.device) -> list[str]:
 
 def default_strategies(device: torch.device) -> list[str]:
     """What `perf` times when not told: timed_strategies, plus on the CPU the batched strategy with
-    every layer of its large passes in NHWC (`batched+nhwc-all`, backbones.large_pass)."""
+    every layer of its large passes in NHWC (`batched+nhwc-all`, device.convolutions.large_pass)."""
     return timed_strategies(device) + ([] if device.type == "cuda" else ["batched+nhwc-all"])
 
 
@@ -173,16 +171,15 @@ def prepare_run(
     base, overrides = parse_strategy(strategy)
     overrides.pop(BENCHMARK_KEY, None)  # applied by measure_ours around the whole row
     # a row times what its name says: cuDNN in its default layout unless a modifier names another
-    config = {**setting.config(method), "seed": seed, "backbone.conv": "cudnn", **overrides}
-    execution, _ = execution_for({**config, "strategy": base}, device)
-    run = assemble(config, device, execution)
+    config = {**setting.config(method), "seed": seed, "strategy": base, "backbone.conv": "cudnn", **overrides}
+    run = assemble(config, device)
     run.initialise_from_data(batch)
     try:
         step, initial = _step_and_gradient(run, batch, with_gradient)
     except BaseException:
         release_gradients(run.params)
         raise
-    return PreparedRun(config, execution, run.learner, run.params, step, initial)
+    return PreparedRun(config, run.execution, run.learner, run.params, step, initial)
 
 
 def _step_and_gradient(

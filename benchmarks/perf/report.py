@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common.tables import markdown
 from benchmarks.learner.registry import METHODS
 from benchmarks.perf.memory import protocol_memory_lines
 from benchmarks.perf.ours import FLOOR_LIMIT, agreement_verdict, numerics_verdict, row_precision, same_function
@@ -29,9 +30,7 @@ def _sci(value: float | None) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return lines
+    return markdown(header, rows).split("\n")
 
 
 def sorted_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -467,9 +466,9 @@ def render_readme(data: dict[str, Any]) -> str:
         + "; `+unfold`: im2col + matrix-product convolutions instead of cuDNN's; `+shifted`: "
         "convolutions as nine shifted views times kernel taps; `+bench`: cuDNN's autotuner on; `+nhwc`: the "
         "batched strategy's grouped convolutions in NHWC memory (layers 2-4); `+nhwc-all`: every layer of the "
-        "passes of at least 16 x 28 x 28 input pixels per task (backbones.large_pass) in NHWC, except passes "
+        "passes of at least 16 x 28 x 28 input pixels per task (device.convolutions.large_pass) in NHWC, except passes "
         "differentiated twice (second-order MAML's support passes), each batch norm's input centred first "
-        "(backbones.centre_channels). Regenerate this page and the plot without measuring: "
+        "(device.convolutions.centre_channels). Regenerate this page and the plot without measuring: "
         "`python -m benchmarks perf --from-json <this folder>/perf.json`.",
         "",
         "## Settings",

@@ -4,7 +4,6 @@ the same bytes."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 from benchmarks.common.stats import BootstrapCI
 
@@ -29,14 +28,3 @@ def mean_pm(mean: float, half: float, digits: int) -> str:
 def interval(ci: BootstrapCI, digits: int) -> str:
     """'+1.23 [+0.45, +2.01]': a signed difference with its 95% CI."""
     return f"{number(ci.mean, digits, True)} [{number(ci.low, digits, True)}, {number(ci.high, digits, True)}]"
-
-
-def escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub markdown table."""
-    lines = ["| " + " | ".join(escape(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(escape(str(c)) for c in row) + " |" for row in rows]
-    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Published reference numbers (spec/PROTOCOL.md), each with its source: the only numbers in this
+"""Published reference numbers (docs/protocol.md), each with its source: the only numbers in this
 suite that are typed in rather than computed from the results store. Values in %, mean +- 95% CI."""
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from benchmarks.common.tables import markdown as table
 from benchmarks.report.claims import VERDICTS, ClaimResult
 from benchmarks.report.figures import RenderedFigure
-from benchmarks.report.formatting import table
 from benchmarks.report.labels import PARTIAL_MARK, REDUCED_MARK, cell_label, dataset_name, dataset_order
 from benchmarks.report.runs import RunSet
 from benchmarks.report.tables import (
@@ -155,7 +155,7 @@ def _assumptions_section(runs: RunSet) -> str:
     ]
     parts = ["## Assumptions in force"]
     parts.append(
-        "Every definition this suite had to fix (spec/METHODS.md) or the code makes, as recorded by the runs "
+        "Every definition this suite had to fix (docs/methods.md) or the code makes, as recorded by the runs "
         "(union over finished runs; 'runs' counts those it applies to)."
     )
     parts.append(table(("id", "assumption", "runs"), rows) if rows else "No finished run recorded assumptions.")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import statistics
 
+from benchmarks.common.tables import markdown as table
 from benchmarks.report import published
 from benchmarks.report.compare import paired_difference, summarize
-from benchmarks.report.formatting import DASH, interval, mean_pm, number, table
+from benchmarks.report.formatting import DASH, interval, mean_pm, number
 from benchmarks.report.labels import PARTIAL_MARK, REDUCED_MARK, cell_label, method_name, setting_order
 from benchmarks.report.runs import RunSet
 

@@ -1,5 +1,5 @@
 """The catalogue of assumptions: every definition this suite had to fix because the paper (known only
-through its summary, spec/METHODS.md) or the protocol leaves it open, and every choice the code
+through its summary; docs/methods.md) or the protocol leaves it open, and every choice the code
 makes that a reader of a result should know. Each run records the ids in force
 (`assumptions_in_force`), and every report lists them with their texts. Which ids an inner loop, an
 outer loop or a method brings is stated by its class or registry row (benchmarks/learner/registry.py);
@@ -24,7 +24,7 @@ ASSUMPTIONS: dict[str, str] = {
     # the paper
     "paper-via-summary": (
         "The paper (arXiv 2411.00404) is known only through a summary; where it is silent or contradicts "
-        "itself, spec/METHODS.md fixes the definition."
+        "itself, docs/methods.md fixes the definition."
     ),
     # protocol and training
     "protocol-finn-hyperparameters": (

@@ -1,6 +1,6 @@
 """Run configuration: one flat dict of dotted keys, resolved in layers.
 
-    DEFAULTS < protocol of the dataset (PROTOCOL.md, Finn et al. 2017) < method defaults
+    DEFAULTS < protocol of the dataset (docs/protocol.md, Finn et al. 2017) < method defaults
              < grid values < command-line --set overrides
 
 Every key has a default here, so the set of valid keys is exactly DEFAULTS; an unknown key is an
@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     # backbone (kind, channels and image size follow the dataset)
     "backbone.filters": 64,
     "backbone.pooling": "strided",
-    "backbone.conv": "auto",  # auto | cudnn | unfold | shifted | cudnn-nhwc | nhwc-centred (backbones.CONV_IMPLS)
+    "backbone.conv": "auto",  # auto | device.convolutions.CONV_IMPLS
     # composition: "" means the method's own
     "compose.inner": "",
     "compose.outer": "",
@@ -66,7 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "reduced": False,  # True for grids that shorten the protocol (quick): shown in reports
 }
 
-# Finn et al. 2017, Appendix A.1 (PROTOCOL.md), keyed by dataset and, where it matters, n_way/k_shot.
+# Finn et al. 2017, Appendix A.1 (docs/protocol.md), keyed by dataset and, where it matters, n_way/k_shot.
 _IMAGE_PROTOCOL = {
     "inner.steps_train": 5,
     "inner.steps_test": 10,

@@ -63,10 +63,10 @@ def run_one(spec: RunSpec, context: RunContext) -> str:
     device = resolve_device(context.device)
     threads = context.threads
     if threads or device.type == "cpu":
-        # One thread by default on the CPU: the per-task tensors are small, and two OpenMP threads
-        # on a two-core machine with anything else running were measured 25x slower than one.
+        # One thread by default on the CPU: the per-task tensors are small, and threads that wait on
+        # each other for a shared core are far slower than one (reports/perf/NOTES.md, "Defaults in the code").
         torch.set_num_threads(threads or 1)
-    retain_freed_memory()  # time only (benchmarks/device/heap.py); recorded in the environment
+    retain_freed_memory()  # time only (device/heap.py); recorded in the environment
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False

@@ -13,7 +13,7 @@ Record schema (version 1), every field written by benchmarks/runs/runner.py:
     grid, status ("done" | "failed"), reason (null or why it failed)
     method, dataset, setting ("5w1s", "sinusoid-10shot"), seed, variant (ablation name or "default")
     config: the full resolved config; overrides: the grid values that define the variant
-    assumptions: list of assumption ids in force (METHODS.md)
+    assumptions: list of assumption ids in force (docs/methods.md)
     environment: device, device_name, torch, python, platform, git_revision, git_dirty, strategy
     data: provenance of every split used (counts, partial splits, cache fingerprint)
     test: metric ("accuracy" | "mse"), episodes, per_episode [floats], mean, ci95, std,

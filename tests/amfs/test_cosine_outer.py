@@ -1,4 +1,4 @@
-"""O-AMFS's cosine-weighted outer loop (spec/METHODS.md, "O-AMFS"):
+"""O-AMFS's cosine-weighted outer loop (docs/methods.md, "O-AMFS cosine-weighted outer loop"):
 
 c_i = 1 + (1/(T-1)) sum_{j != i} cos(g_i, g_j),    G = (1/T) sum_i c_i g_i
 """

@@ -1,4 +1,4 @@
-"""The RBF kernel and the closed-form kernel-ridge solve of I-AMFS (spec/METHODS.md, "I-AMFS"),
+"""The RBF kernel and the closed-form kernel-ridge solve of I-AMFS (docs/methods.md, "I-AMFS kernel-ridge inner loop"),
 against float64 brute force, against the minimiser reached by gradient descent, and on singular
 systems that need the jitter retry; then the I-AMFS inner loop (amfs/kernel_inner.py): its outputs,
 its exact and first-order meta-gradients against finite differences, and its sigma initialisations."""
@@ -191,7 +191,7 @@ def _kernel_fixture(task: str, first_order: bool = False, strategy: str = "loop"
 
 
 def _reference_task_loss(learner, params, sx, sy, qx, qy, task: str, first_order: bool = False) -> torch.Tensor:
-    """Query loss of one task written from METHODS.md with a float64 linear solve."""
+    """Query loss of one task written from docs/methods.md with a float64 linear solve."""
     f_s, f_q = learner.features(params, sx, None), learner.features(params, qx, None)
     sigma, lam = params["kernel.log_sigma"].exp(), params["kernel.log_lambda"].exp()
 
@@ -255,7 +255,7 @@ def test_kernel_meta_gradient_matches_finite_differences(task: str, strategy: st
 
 @pytest.mark.parametrize("strategy", ["loop", "vmap"])
 def test_first_order_kernel_inner_detaches_only_the_solve(strategy: str):
-    """First-order I-AMFS (assumption in METHODS.md): alpha from detached support features, the meta-
+    """First-order I-AMFS (an assumption, docs/methods.md): alpha from detached support features, the meta-
     gradient reaches theta only through k(F_Q, F_S). Equals the reference with F_S detached in the solve,
     and its backbone gradient differs from the exact one."""
     batch, learner, params = _kernel_fixture("classification", first_order=True, strategy=strategy)

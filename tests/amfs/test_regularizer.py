@@ -1,4 +1,4 @@
-"""The composite regularizer (spec/METHODS.md, "Composite regularizer"), per task:
+"""The composite regularizer (docs/methods.md, "Composite regularizer"), per task:
 
 R = L_Q + mu_sign * mu * mean_x ||d loss_x / d f_x||^2 + gamma_sign * gamma * I_hat(f; D_Q)
 I_hat = H(mean_x p(y|x)) - mean_x H(p(y|x))

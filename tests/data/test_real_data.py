@@ -1,4 +1,4 @@
-"""Integration on the real data (../shared/datasets or $AMFS_DATA_ROOT): Omniglot and mini-ImageNet.
+"""Integration on the real data (../shared/datasets or $AMFS_DATA_ROOT): Omniglot, mini-ImageNet and CUB.
 
 The caches are built once per test session in a temporary folder; every test here shares them.
 """
@@ -32,6 +32,27 @@ def mini_splits(data_root, real_cache):
     if not (data_root / "mini-imagenet").is_dir():
         pytest.skip(f"{data_root / 'mini-imagenet'} is absent")
     return {s: load_split("mini-imagenet", s, data_root, real_cache, progress=False) for s in ("val", "test")}
+
+
+@pytest.fixture(scope="session")
+def cub_splits(data_root, real_cache):
+    if not (data_root / "cub" / "CUB_200_2011").is_dir() and not (data_root / "CUB_200_2011").is_dir():
+        pytest.skip(f"CUB_200_2011 is absent under {data_root}")
+    return {s: load_split("cub", s, data_root, real_cache, progress=False) for s in SPLITS}
+
+
+def test_cub_closer_look_splits_on_the_real_files(data_root, cub_splits):
+    """All 11,788 images in the Closer Look split: 100 / 50 / 50 classes, 5,885 / 2,950 / 2,953 images,
+    decoded to 84 x 84 RGB, no class in two splits; `data check` sees the same and the caches."""
+    expected = {"train": (100, 5885), "val": (50, 2950), "test": (50, 2953)}
+    for split, data in cub_splits.items():
+        classes, images = expected[split]
+        p = data.provenance
+        assert (data.n_classes, len(data.labels), p["partial"]) == (classes, images, False)
+        assert data.images.shape == (images, 3, 84, 84) and data.images.dtype == torch.uint8
+    names = [set(d.class_names) for d in cub_splits.values()]
+    assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
+    assert sum(len(n) for n in names) == 200
 
 
 def test_omniglot_has_964_and_659_characters_of_20_drawers(data_root):

@@ -9,19 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmarks.device.convolutions import CONV_IMPLS, NHWC_MIN_PIXELS
 from benchmarks.learner.backbones import (
-    CONV_IMPLS,
     MLP,
-    NHWC_MIN_PIXELS,
     BackboneSpec,
     Conv4,
     backbone_forward,
     backbone_forward_tasks,
     batch_norm,
     build_backbone,
-    centre_channels,
-    contiguous_gradient,
-    large_pass,
 )
 from benchmarks.learner.meta_learner import MetaLearner
 from benchmarks.learner.registry import METHODS, build_inner, build_outer
@@ -162,15 +158,6 @@ def test_batch_norm_transductive_and_inductive():
     assert not torch.allclose(batch_norm(changed, weight, bias, None)[4:6], expected[4:6])
 
 
-def test_large_pass_separates_the_measured_passes():
-    """nhwc-centred's size rule at the perf settings' passes: Omniglot's 1-shot support pass (slower
-    in NHWC on the CPU) stays NCHW; its query pass and mini-ImageNet's 1-shot support pass (faster in
-    NHWC) do not."""
-    assert not large_pass(5, 28, 28)
-    assert large_pass(75, 28, 28)
-    assert large_pass(5, 84, 84)
-
-
 @pytest.mark.parametrize("conv_impl", ["cudnn", "cudnn-nhwc", "nhwc-centred"])
 @pytest.mark.parametrize("pooling", ["strided", "max"])
 @pytest.mark.parametrize("stats_rows", [None, 2])
@@ -199,41 +186,3 @@ def test_mlp_tasks_at_once_equal_each_task_alone():
     for t in range(2):
         alone = backbone_forward(module, {k: v[t] for k, v in per_task.items()}, x[t])
         torch.testing.assert_close(together[t], alone, rtol=1e-10, atol=1e-12)
-
-
-def test_centring_leaves_batch_norm_unchanged_and_is_not_differentiated():
-    """centre_channels subtracts a per-channel constant: batch norm's output and its gradient are
-    those of the uncentred input, and the subtracted constant carries no gradient of its own."""
-    g = torch.Generator().manual_seed(3)
-    h = (5 + torch.randn(6, 3, 4, 4, generator=g, dtype=torch.float64)).requires_grad_(True)
-    weight = torch.rand(3, generator=g, dtype=torch.float64) + 0.5
-    bias = torch.randn(3, generator=g, dtype=torch.float64)
-    centred = centre_channels(h)
-    assert centred[:1].mean(dim=(0, 2, 3)).abs().max() < 1e-12
-    target = torch.randn(6, 3, 4, 4, generator=g, dtype=torch.float64)
-    plain = batch_norm(h, weight, bias, None, fused=True)
-    shifted = batch_norm(centred, weight, bias, None, fused=True)
-    torch.testing.assert_close(shifted, plain, rtol=1e-12, atol=1e-12)
-    (grad_plain,) = torch.autograd.grad((plain * target).sum(), h)
-    (grad_shifted,) = torch.autograd.grad((shifted * target).sum(), h)
-    torch.testing.assert_close(grad_shifted, grad_plain, rtol=1e-10, atol=1e-12)
-    (through,) = torch.autograd.grad(centred.sum(), h)
-    assert torch.equal(through, torch.ones_like(h))
-
-
-def test_contiguous_gradient_is_the_identity_with_its_gradient_in_nchw():
-    """An NHWC convolution hands its weight gradient back in NHWC; through contiguous_gradient the
-    weight's gradient is in the default layout, the values unchanged, and it can be differentiated
-    again (second-order MAML differentiates through it)."""
-    g = torch.Generator().manual_seed(7)
-    w = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
-    x = torch.randn(2, 3, 6, 6, generator=g, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
-
-    def loss(weight: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, weight.contiguous(memory_format=torch.channels_last)).square().sum()
-
-    (plain,) = torch.autograd.grad(loss(w), w)
-    (converted,) = torch.autograd.grad(loss(contiguous_gradient(w)), w)
-    assert not plain.is_contiguous() and converted.is_contiguous()
-    torch.testing.assert_close(converted, plain, rtol=1e-12, atol=0)
-    assert torch.autograd.gradgradcheck(lambda weight: contiguous_gradient(weight).square(), (w,))

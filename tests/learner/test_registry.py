@@ -15,7 +15,7 @@ from benchmarks.cli import main
 from benchmarks.learner.registry import METHODS, build_inner, build_outer, build_regularizer, method_spec
 from benchmarks.runs.config import DEFAULTS, ConfigError, parse_assignments, resolve
 
-# spec/METHODS.md, "A method is an inner loop x an outer loop (+ a regularizer)":
+# docs/methods.md, "Methods as compositions":
 # method -> (inner loop class, second order?, outer loop class, regularizer on?)
 TABLE = {
     "maml": (GradientInner, True, MeanOuter, False),
@@ -52,7 +52,7 @@ def test_builders_give_the_pairings_of_the_spec(method: str):
 
 
 def test_gradient_inner_follows_the_dataset_protocol():
-    """PROTOCOL.md: Omniglot 5-way 1 / 3 steps of 0.4; mini-ImageNet 5 / 10 steps of 0.01."""
+    """docs/protocol.md: Omniglot 5-way 1 / 3 steps of 0.4; mini-ImageNet 5 / 10 steps of 0.01."""
     omniglot = build_inner(_config("maml", dataset="omniglot", n_way=5))
     assert (omniglot.steps_train, omniglot.steps_test, omniglot.step_size) == (1, 3, 0.4)
     mini = build_inner(_config("maml", dataset="mini-imagenet", n_way=5))
@@ -142,8 +142,8 @@ def test_unknown_method_names_the_valid_ones():
 def test_config_choices_are_what_the_code_implements():
     """benchmarks/runs/config.py spells the strategies and convolutions out (no torch import to read a
     config); they must stay the sets MetaLearner, execution and the backbone implement."""
+    from benchmarks.device.convolutions import CONV_IMPLS
     from benchmarks.device.execution import GRAPHED
-    from benchmarks.learner.backbones import CONV_IMPLS
     from benchmarks.learner.meta_learner import STRATEGIES
     from benchmarks.runs.config import CHOICES
 

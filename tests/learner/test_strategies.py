@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmarks.learner.backbones import NHWC_MIN_PIXELS, BackboneSpec, large_pass
+from benchmarks.device.convolutions import NHWC_MIN_PIXELS, large_pass
+from benchmarks.learner.backbones import BackboneSpec
 from benchmarks.learner.meta_learner import MetaLearner
 from benchmarks.learner.registry import METHODS, build_inner, build_outer, build_regularizer
 from benchmarks.runs.build import execution_for as resolve_execution

@@ -128,6 +128,17 @@ def test_claim_3_compares_costs_on_the_same_device(tmp_path):
     assert verdicts(tmp_path / "c", other_device)["3"].verdict == NOT_RUN
 
 
+def test_claim_3_is_not_supported_by_a_measure_that_was_not_taken(tmp_path):
+    """Peak memory is not measured on the CPU: cheaper time and adaptation alone leave the claim
+    inconclusive, and the reason names the missing measure."""
+    no_memory = {k: v for k, v in KERNEL_COST.items() if k != "peak_memory_mb"}
+    maml = {k: v for k, v in GRADIENT_COST.items() if k != "peak_memory_mb"}
+    records = pair({"maml": 0.0}, timing=maml) + pair({"amfs": 0.0, "i-amfs": 0.0}, timing=no_memory)
+    claim = verdicts(tmp_path, records)["3"]
+    assert claim.verdict == INCONCLUSIVE
+    assert "not measured: I-AMFS peak memory, AMFS peak memory" in claim.reason
+
+
 def test_claim_3_inconclusive_when_one_measure_is_mixed(tmp_path):
     mixed = dict(KERNEL_COST, peak_memory_mb=600.0)  # faster, but more memory than MAML's 500 MB
     records = pair({"maml": 0.0}, timing=GRADIENT_COST) + pair({"amfs": 0.0}, seeds=(0,), timing=mixed)

@@ -1,1 +1,2 @@
-"""Helpers shared by the tests: synthetic batches and learners, report records."""
+"""Helpers shared by the tests: synthetic batches and learners, report records, tiny datasets, a
+single-node SLURM cluster."""

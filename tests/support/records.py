@@ -217,7 +217,7 @@ def realistic_records(
                     0,
                     grid=grid,
                     status="failed",
-                    reason=f"not run: data absent: {dataset} images not found under the data root (see PROTOCOL.md)",
+                    reason=f"not run: data absent: {dataset} images not found under the data root",
                 )
             )
     return records
