@@ -10,6 +10,7 @@ The weights are plain numbers (no gradient flows through them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -32,6 +33,11 @@ class CosineWeightedOuter:
 
     needs_per_task_gradients: bool = field(default=True, init=False)
     name: str = field(default="cosine", init=False)
+    # ids it brings (benchmarks/learner/registry.py)
+    assumptions: ClassVar[tuple[tuple[str, dict[str, object]], ...]] = (
+        ("cosine-m-is-t-minus-1", {}),
+        ("cosine-weights-constant", {}),
+    )
 
     def combine(self, task_gradients: Tensor) -> Tensor:
         """task_gradients [T, P] -> [P]."""

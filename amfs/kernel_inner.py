@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -44,6 +45,23 @@ class KernelInner:
     scale_init: float = 10.0
     max_jitter_retries: int = 6
     name: str = field(default="kernel", init=False)
+
+    # registry (benchmarks/learner/registry.py, docs/adding-a-method.md)
+    config_prefix: ClassVar[str] = "kernel"  # own fields from kernel.<field>
+    task_kinds: ClassVar[tuple[str, ...]] = ("classification", "regression")
+    order: ClassVar[str] = "exact"  # "first" with first_order
+    batched_on_cuda: ClassVar[bool] = False  # neither strategy wins everywhere on CUDA: vmap (reports/perf/h100)
+    assumptions: ClassVar[tuple[tuple[str, dict[str, object]], ...]] = (
+        ("kernel-ridge-one-hot", {"task": "classification"}),
+        ("kernel-regression-targets", {"task": "regression"}),
+        ("kernel-one-solve", {}),
+        ("kernel-learned-log-parameters", {}),
+        ("kernel-sigma-median", {"sigma_init": "median"}),
+        ("kernel-sigma-sqrt-d", {"sigma_init": "sqrt_d"}),
+        ("kernel-init-values", {}),
+        ("kernel-cholesky-jitter", {}),
+        ("kernel-first-order-detached-support", {"first_order": True}),
+    )
 
     def __post_init__(self) -> None:
         if self.sigma_init not in SIGMA_INITS:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,16 @@ class GradientInner:
     first_order: bool = False
     bn_mode: str = "transductive"
     name: str = field(default="gradient", init=False)
+
+    # registry (benchmarks/learner/registry.py, docs/adding-a-method.md)
+    config_prefix: ClassVar[str] = "inner"  # own fields from inner.<field>
+    task_kinds: ClassVar[tuple[str, ...]] = TASK_KINDS
+    order: ClassVar[str] = "second"  # "first" with first_order
+    batched_on_cuda: ClassVar[bool] = True  # the grouped network is fastest on CUDA (reports/perf/h100)
+    assumptions: ClassVar[tuple[tuple[str, dict[str, object]], ...]] = (
+        ("maml-adapt-all-parameters", {}),
+        ("maml-first-order-detach", {"first_order": True}),
+    )
 
     def __post_init__(self) -> None:
         if self.bn_mode not in BN_MODES:

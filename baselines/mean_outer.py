@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from torch import Tensor
 
@@ -13,6 +14,7 @@ class MeanOuter:
 
     needs_per_task_gradients: bool = field(default=False, init=False)
     name: str = field(default="mean", init=False)
+    assumptions: ClassVar[tuple[tuple[str, dict[str, object]], ...]] = ()  # ids it brings (registry)
 
     def combine(self, task_gradients: Tensor) -> Tensor:
         """task_gradients: [T, P] flattened per-task gradients -> [P]."""

@@ -26,10 +26,11 @@ def _print_table(rows: list[dict[str, str]]) -> None:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from benchmarks.learner.registry import describe_methods
+    from benchmarks.learner.registry import describe_methods, inner_loops, outer_loops
 
     _print_table(describe_methods())
-    print("\nAny other pairing from config: --set compose.inner=kernel|gradient compose.outer=mean|cosine")
+    pairing = f"compose.inner={'|'.join(inner_loops())} compose.outer={'|'.join(outer_loops())}"
+    print(f"\nAny other pairing from config: --set {pairing}")
     print("  first_order=true  regularizer.mu=0.1  regularizer.gamma=0.01  (see `python -m benchmarks settings`)")
     return 0
 

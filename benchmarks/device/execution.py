@@ -39,21 +39,22 @@ class Execution:
 
 
 def resolve_execution(
-    config: dict[str, Any], device: torch.device, inner: str, backbone: str
+    config: dict[str, Any], device: torch.device, batched_on_cuda: bool, backbone: str
 ) -> tuple[Execution, list[str]]:
-    """The execution for a config on a device, and notes on any fallback taken. `inner`: the inner
-    loop's kind ('gradient', 'kernel', ...); `backbone`: 'conv4' or 'mlp' (runs.build.execution_for
-    says both)."""
+    """The execution for a config on a device, and notes on any fallback taken. `batched_on_cuda`:
+    whether the run's inner loop takes the batched network on CUDA under `auto` (its class says);
+    `backbone`: 'conv4' or 'mlp' (runs.build.execution_for says both)."""
     notes: list[str] = []
     cuda = device.type == "cuda"
     strategy = config["strategy"]
     if strategy == "auto":
         # The fastest measured (reports/perf/NOTES.md, "Defaults in the code"): on the CPU the batched network for
         # Conv-4, vmap for the small MLP (no convolution to group); on a GPU, in a CUDA graph, the
-        # batched network for the gradient inner loop, vmap for the others.
+        # batched network for the inner loops whose class sets batched_on_cuda (the gradient one), vmap
+        # for the others.
         if cuda:
-            # bf16 is never vmapped (config.VMAP_STRATEGIES): the batched network serves both inner loops
-            batched = inner == "gradient" or config["precision"] in BACKBONE_DTYPES
+            # bf16 is never vmapped (config.VMAP_STRATEGIES): the batched network serves every inner loop
+            batched = batched_on_cuda or config["precision"] in BACKBONE_DTYPES
             strategy = "graph-batched" if batched else "graph"
         elif backbone == "mlp":
             strategy = "vmap"

@@ -6,12 +6,13 @@ import re
 
 from benchmarks.data.datasets import CLASSIFICATION
 from benchmarks.data.datasets import DATASETS as DATASET_TABLE
+from benchmarks.learner import registry
 
 DATASETS = tuple(DATASET_TABLE)  # in the table's order
 CLASSIFICATION_DATASETS = tuple(name for name, d in DATASET_TABLE.items() if d.task == CLASSIFICATION)
 DATASET_NAMES = {name: d.display for name, d in DATASET_TABLE.items()}
-METHODS = ("maml", "fomaml", "i-amfs", "o-amfs", "amfs")
-METHOD_NAMES = {"maml": "MAML", "fomaml": "FO-MAML", "i-amfs": "I-AMFS", "o-amfs": "O-AMFS", "amfs": "AMFS"}
+METHODS = tuple(registry.METHODS)  # in the registry's order
+METHOD_NAMES = {name: spec.display for name, spec in registry.METHODS.items()}
 AMFS_FAMILY = ("i-amfs", "o-amfs", "amfs")
 REGULARIZER_VARIANTS = ("default", "reg-none", "reg-mu-only", "reg-gamma-only")
 REDUCED_MARK = "†"  # reduced-iteration runs (config.reduced)
@@ -25,7 +26,9 @@ def dataset_name(dataset: str) -> str:
 
 
 def method_name(method: str) -> str:
-    return METHOD_NAMES.get(method, method)
+    """The registry's display name (read when called: a method registered at run time counts)."""
+    spec = registry.METHODS.get(method)
+    return spec.display if spec else method
 
 
 def dataset_order(dataset: str) -> tuple[int, str]:
@@ -33,7 +36,9 @@ def dataset_order(dataset: str) -> tuple[int, str]:
 
 
 def method_order(method: str) -> tuple[int, str]:
-    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
+    """Registry order; a method not in the registry (an old record) after, by name."""
+    names = list(registry.METHODS)
+    return (names.index(method) if method in names else len(names), method)
 
 
 def setting_order(setting: str) -> tuple[int, int, str]:

@@ -1,7 +1,9 @@
 """The catalogue of assumptions: every definition this suite had to fix because the paper (known only
 through its summary; docs/methods.md) or the protocol leaves it open, and every choice the code
 makes that a reader of a result should know. Each run records the ids in force
-(`assumptions_in_force`), and every report lists them with their texts.
+(`assumptions_in_force`), and every report lists them with their texts. Which ids an inner loop, an
+outer loop or a method brings is stated by its class or registry row (benchmarks/learner/registry.py);
+the texts are here.
 """
 
 from __future__ import annotations
@@ -9,6 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.data.datasets import REGRESSION, dataset_info
+from benchmarks.learner.registry import (
+    build_inner,
+    build_outer,
+    build_regularizer,
+    loop_facts,
+    method_spec,
+    rules_in_force,
+)
 
 ASSUMPTIONS: dict[str, str] = {
     # the paper
@@ -87,6 +97,31 @@ ASSUMPTIONS: dict[str, str] = {
         "First-order I-AMFS: alpha is computed from detached support features, so the meta-gradient reaches "
         "the backbone only through k(F_Q, F_S)."
     ),
+    # linear ridge head (control)
+    "ridge-one-hot": (
+        "The ridge control solves alpha = (F_S F_S^T + lambda I)^-1 Y_S with one-hot Y_S (the linear kernel "
+        "a . b in I-AMFS's closed form); query logits are s * F_Q F_S^T alpha and the meta-loss is cross-entropy."
+    ),
+    "ridge-regression-targets": "The ridge control for regression: Y_S are the support targets, outputs unscaled.",
+    "ridge-init-values": (
+        "The ridge control meta-learns log lambda and log s, initialised from I-AMFS's settings kernel.lambda_init "
+        "(default 1.0) and kernel.scale_init (default 10.0), so that it starts where I-AMFS does."
+    ),
+    "ridge-cholesky-jitter": (
+        "The ridge control's solve is a Cholesky factorisation with I-AMFS's jitter retries (1e-6 x mean "
+        "diagonal, growing tenfold, at most kernel.max_jitter_retries), counted."
+    ),
+    "ridge-first-order-detached-support": (
+        "First-order ridge control: alpha is computed from detached support features, as first-order I-AMFS."
+    ),
+    # prototypes (control)
+    "prototypes-squared-euclidean": (
+        "The ProtoNet control's logits are minus the squared Euclidean distances from each query feature to "
+        "each class's mean support feature, with no scale or temperature and no parameters besides the backbone."
+    ),
+    "prototypes-first-order-detached-support": (
+        "First-order ProtoNet control: the prototypes are computed from detached support features."
+    ),
     # O-AMFS
     "cosine-m-is-t-minus-1": (
         "O-AMFS weight c_i = 1 + (1/m) sum_{j != i} cos(g_i, g_j) with m = T - 1 (the summary leaves m undefined)."
@@ -132,13 +167,10 @@ ASSUMPTIONS: dict[str, str] = {
 
 
 def assumptions_in_force(config: dict[str, Any]) -> list[str]:
-    """The ids of ASSUMPTIONS that apply to a resolved run config, in catalogue order."""
-    from benchmarks.learner.registry import composition  # the registry pulls in torch; reports need only the texts
-
-    inner, outer = composition(config)
+    """The ids of ASSUMPTIONS that apply to a resolved run config, in catalogue order: those of every
+    run, the dataset's, the backbone's, and the rules of its inner loop, outer loop and method."""
     dataset = dataset_info(config["dataset"])
     regression = dataset.task == REGRESSION
-    first_order = bool(config.get("first_order", False))
     mu, gamma = float(config.get("regularizer.mu", 0.0)), float(config.get("regularizer.gamma", 0.0))
     ids = {
         "paper-via-summary",
@@ -156,18 +188,12 @@ def assumptions_in_force(config: dict[str, Any]) -> list[str]:
         )
         ids.add("bn-inductive-support-stats" if config.get("bn_mode") == "inductive" else "bn-transductive")
     ids.update(dataset.assumptions)
-    if inner == "gradient":
-        ids.add("maml-adapt-all-parameters")
-        if first_order:
-            ids.add("maml-first-order-detach")
-    else:
-        ids |= {"kernel-one-solve", "kernel-learned-log-parameters", "kernel-init-values", "kernel-cholesky-jitter"}
-        ids.add("kernel-regression-targets" if regression else "kernel-ridge-one-hot")
-        ids.add("kernel-sigma-sqrt-d" if config.get("kernel.sigma_init") == "sqrt_d" else "kernel-sigma-median")
-        if first_order:
-            ids.add("kernel-first-order-detached-support")
-    if outer == "cosine":
-        ids |= {"cosine-m-is-t-minus-1", "cosine-weights-constant"}
+    inner, outer = build_inner(config), build_outer(config)
+    ids.update(rules_in_force(inner.assumptions, loop_facts(inner)))
+    ids.update(rules_in_force(outer.assumptions, loop_facts(outer)))
+    regularized = build_regularizer(config) is not None
+    facts = {"task": dataset.task, "first_order": inner.first_order, "regularized": regularized}
+    ids.update(rules_in_force(method_spec(config["method"]).assumptions, facts))
     if mu > 0 or gamma > 0:
         mu_minus = mu > 0 and float(config.get("regularizer.mu_sign", 1.0)) < 0
         gamma_minus = gamma > 0 and not regression and float(config.get("regularizer.gamma_sign", 1.0)) < 0
@@ -177,10 +203,11 @@ def assumptions_in_force(config: dict[str, Any]) -> list[str]:
             ids.add("regularizer-printed-minus-sign")
         if gamma_minus:
             ids.add("regularizer-information-minus-sign")
-        if config["method"] == "amfs":
-            ids.add("regularizer-amfs-strengths")
         if mu > 0:
             ids.add("regularizer-gradient-norm-definition")
         if gamma > 0:
             ids.add("regularizer-information-zero-regression" if regression else "regularizer-information-definition")
+    unknown = ids - set(ASSUMPTIONS)
+    if unknown:
+        raise KeyError(f"assumption ids {sorted(unknown)} are not in benchmarks/runs/assumptions.py ASSUMPTIONS")
     return [key for key in ASSUMPTIONS if key in ids]

@@ -15,7 +15,7 @@ from benchmarks.data.tasks import TaskBatch
 from benchmarks.device.execution import Execution, backbone_dtype, resolve_execution
 from benchmarks.learner.backbones import BackboneSpec, build_backbone
 from benchmarks.learner.meta_learner import MetaLearner
-from benchmarks.learner.registry import build_inner, build_outer, build_regularizer, composition
+from benchmarks.learner.registry import build_inner, build_outer, build_regularizer, inner_loop_class
 from benchmarks.runs.step import MetaUpdate
 
 Params = dict[str, Tensor]
@@ -49,7 +49,8 @@ class Assembly:
 
 def execution_for(config: dict[str, Any], device: torch.device) -> tuple[Execution, list[str]]:
     """How a config runs on a device (device.execution), given its inner loop and backbone."""
-    return resolve_execution(config, device, composition(config)[0], dataset_info(config["dataset"]).backbone)
+    batched_on_cuda = inner_loop_class(config).batched_on_cuda
+    return resolve_execution(config, device, batched_on_cuda, dataset_info(config["dataset"]).backbone)
 
 
 def backbone_spec(config: dict[str, Any], conv_impl: str = "cudnn") -> BackboneSpec:

@@ -13,6 +13,14 @@ import difflib
 from typing import Any
 
 from benchmarks.data.datasets import CLASSIFICATION, DATASETS, UnknownDataset, dataset_info
+from benchmarks.learner.registry import (
+    METHODS,
+    composition,
+    inner_loop_settings,
+    inner_loops,
+    method_spec,
+    outer_loops,
+)
 
 DEFAULTS: dict[str, Any] = {
     # what is run
@@ -42,18 +50,13 @@ DEFAULTS: dict[str, Any] = {
     # composition: "" means the method's own
     "compose.inner": "",
     "compose.outer": "",
-    # shared by both inner loops
+    # shared by every inner loop
     "first_order": False,
     "bn_mode": "transductive",
-    # gradient inner loop (MAML)
-    "inner.steps_train": 1,
-    "inner.steps_test": 3,
-    "inner.step_size": 0.4,
-    # kernel inner loop (I-AMFS)
-    "kernel.sigma_init": "median",
-    "kernel.lambda_init": 1.0,
-    "kernel.scale_init": 10.0,
-    "kernel.max_jitter_retries": 6,
+    # each inner loop's own settings, <prefix>.<field>, with its dataclass field's default (learner.registry;
+    # `python -m benchmarks settings` lists them): inner.* the gradient inner loop (MAML), kernel.* the
+    # kernel inner loop (I-AMFS), whose lambda_init, scale_init and max_jitter_retries the ridge head shares
+    **inner_loop_settings(),
     # composite regularizer (mu = gamma = 0: off)
     "regularizer.mu": 0.0,
     "regularizer.gamma": 0.0,
@@ -115,18 +118,24 @@ _IMAGE_PROTOCOL = {
 
 # strategies that batch tasks with torch.func.vmap, where autocast (precision bf16) is not reliably applied
 VMAP_STRATEGIES = ("vmap", "graph")
-# The values a key may take. Spelled out here, not imported, so that reading a config needs no torch;
-# tests/learner/test_registry.py keeps strategy and backbone.conv equal to the sets the code implements.
+# The values a key may take. strategy and backbone.conv are spelled out here, not imported from the
+# device and backbone code; tests/learner/test_registry.py keeps them equal to the sets the code
+# implements. compose.inner / compose.outer are the registry's loop names (`choices`).
 CHOICES = {
     "strategy": ("auto", "loop", "vmap", "batched", "graph", "graph-batched", "graph-loop"),
     "precision": ("fp32", "tf32", "bf16"),
     "backbone.conv": ("auto", "cudnn", "unfold", "shifted", "cudnn-nhwc", "nhwc-centred"),
     "bn_mode": ("transductive", "inductive"),
     "backbone.pooling": ("strided", "max"),
-    "compose.inner": ("", "gradient", "kernel"),
-    "compose.outer": ("", "mean", "cosine"),
+    "compose.inner": ("", *inner_loops()),
+    "compose.outer": ("", *outer_loops()),
     "kernel.sigma_init": ("median", "sqrt_d"),
 }
+
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """CHOICES with the loop names of the registry as it stands (a method registered at run time counts)."""
+    return {**CHOICES, "compose.inner": ("", *inner_loops()), "compose.outer": ("", *outer_loops())}
 
 
 def _omniglot_protocol(n_way: int, k_shot: int) -> dict[str, Any]:
@@ -235,8 +244,6 @@ def parse_assignments(assignments: list[str], where: str = "--set") -> dict[str,
 
 def resolve(values: dict[str, Any], where: str = "config") -> dict[str, Any]:
     """Full config from DEFAULTS, the dataset protocol, the method's defaults and explicit values."""
-    from benchmarks.learner.registry import method_spec  # the registry imports the algorithms (and torch)
-
     check_keys(values, where)
     explicit = {k: coerce(k, v, where) for k, v in values.items()}
     dataset = explicit.get("dataset", DEFAULTS["dataset"])
@@ -302,9 +309,19 @@ def validate(config: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: n_way must be >= 2 for classification, got {config['n_way']}")
     if config["meta_lr"] <= 0:
         raise ConfigError(f"{where}: meta_lr must be > 0")
-    for key, valid in CHOICES.items():
+    for key, valid in choices().items():
         if config[key] not in valid:
             raise ConfigError(f"{where}: {key} must be one of {valid}, got {config[key]!r}")
+    inner = composition(config)[0]
+    task = dataset_info(config["dataset"]).task
+    supported = inner_loops()[inner].task_kinds
+    if task not in supported:
+        what = f"inner loop {inner!r} (compose.inner)" if config["compose.inner"] else f"method {config['method']!r}"
+        fits = [m for m, spec in METHODS.items() if task in spec.inner_loop.task_kinds]
+        raise ConfigError(
+            f"{where}: {what} supports {' and '.join(supported)} only, but dataset {config['dataset']!r} is "
+            f"{task}; use a {' or '.join(supported)} dataset, or a method for {task}: {', '.join(fits)}"
+        )
     if config["precision"] == "bf16" and config["strategy"] in VMAP_STRATEGIES:
         raise ConfigError(
             f"{where}: precision bf16 needs strategy auto, loop, batched, graph-batched or graph-loop, got "

@@ -1,4 +1,4 @@
-"""Each of the five methods, as the registry builds it, learns on two small synthetic task families:
+"""Each method, as the registry builds it, learns on two small synthetic task families:
 the held-out query loss after a few hundred meta-iterations is well below the loss before training.
 
 A sign error, a meta-gradient that misses the backbone, or an optimiser step that never reaches the
@@ -25,7 +25,8 @@ ITERATIONS = 200
 
 # Final / initial held-out query loss must be below these bounds. Measured with this file's seeds
 # (PyTorch 2.14, CPU): sinusoid MSE 0.25 MAML, 0.35 FO-MAML, 0.30 O-AMFS, 0.18 I-AMFS, 0.19 AMFS;
-# blob cross-entropy 0.59 MAML, 0.68 FO-MAML, 0.60 O-AMFS, 0.21 I-AMFS, 0.22 AMFS. Gradient
+# blob cross-entropy 0.59 MAML, 0.68 FO-MAML, 0.60 O-AMFS, 0.21 I-AMFS, 0.22 AMFS; the controls: ridge
+# 0.08 sinusoid, 0.14 blobs, ProtoNet 0.04 blobs (its unscaled distances start with a large loss). Gradient
 # adaptation from 2 shots with one inner step plateaus near 0.55 on the blobs (longer training does
 # not lower it), hence the looser bound for it there.
 MAX_LOSS_RATIO = {
@@ -33,8 +34,14 @@ MAX_LOSS_RATIO = {
     ("sinusoid", "kernel"): 0.5,
     ("blobs", "gradient"): 0.75,
     ("blobs", "kernel"): 0.5,
+    ("sinusoid", "ridge"): 0.5,
+    ("blobs", "ridge"): 0.5,
+    ("blobs", "prototypes"): 0.5,
 }
 MIN_ACCURACY_GAIN = 0.08  # blobs: held-out query accuracy after minus before (3-way, chance 1/3)
+# The controls after 30 iterations, measured with this file's seeds: ridge 0.58 -> 0.81, ProtoNet 0.54 -> 0.87.
+CONTROL_ITERATIONS = 30
+CONTROL_MIN_ACCURACY = 0.7
 
 
 def _family(name: str) -> tuple[dict, BackboneSpec, Callable[[torch.Generator, int], TaskBatch], float]:
@@ -48,10 +55,9 @@ def _family(name: str) -> tuple[dict, BackboneSpec, Callable[[torch.Generator, i
     return values, BackboneSpec(kind="mlp", in_channels=8), lambda g, n: blob_batch(g, n, 3, 2, 5, 8, 2, 4.0), 0.01
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("family", ["sinusoid", "blobs"])
-@pytest.mark.parametrize("method", list(METHODS))
-def test_method_learns(method: str, family: str):
+def _train(method: str, family: str, iterations: int) -> tuple[float, float, float, float]:
+    """Held-out (metric, loss) before and after `iterations` meta-iterations of `method`, as the
+    registry builds it, on a task family."""
     values, spec, tasks, meta_lr = _family(family)
     config = resolve({"method": method, **values})
     inner = build_inner(config)
@@ -67,16 +73,34 @@ def test_method_learns(method: str, family: str):
                 params[k] = v.detach().clone().requires_grad_(True)
         metric_before, loss_before = (t.mean().item() for t in learner.evaluate(params, held_out))
         optimiser = torch.optim.Adam(params.values(), lr=meta_lr)
-        for _ in range(ITERATIONS):
+        for _ in range(iterations):
             result = learner.meta_gradients(params, tasks(train, META_BATCH))
             for k, p in params.items():
                 p.grad = result.gradients[k]
             optimiser.step()
         metric_after, loss_after = (t.mean().item() for t in learner.evaluate(params, held_out))
+    return metric_before, loss_before, metric_after, loss_after
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["sinusoid", "blobs"])
+@pytest.mark.parametrize("method", list(METHODS))
+def test_method_learns(method: str, family: str):
+    if family == "sinusoid" and "regression" not in method_spec(method).inner_loop.task_kinds:
+        pytest.skip(f"{method} is for classification only (runs.config refuses it on the sinusoid)")
+    metric_before, loss_before, metric_after, loss_after = _train(method, family, ITERATIONS)
     ratio = loss_after / loss_before
-    bound = MAX_LOSS_RATIO[(family, config["compose.inner"] or method_spec(method).inner)]
+    bound = MAX_LOSS_RATIO[(family, method_spec(method).inner)]
     assert ratio < bound, f"{method} on {family}: held-out loss {loss_before:.3f} -> {loss_after:.3f} ({ratio:.2f})"
     if family == "blobs":
         gain = metric_after - metric_before
         assert gain >= MIN_ACCURACY_GAIN, f"{method}: accuracy {metric_before:.3f} -> {metric_after:.3f}"
+
+
+@pytest.mark.parametrize("method", ["ridge", "protonet"])
+def test_controls_learn_the_blobs_within_a_few_dozen_iterations(method: str):
+    """The two controls on 3-way 2-shot blobs (chance 1/3): after CONTROL_ITERATIONS meta-iterations
+    the held-out query accuracy is well above chance and above where it started."""
+    metric_before, _, metric_after, _ = _train(method, "blobs", CONTROL_ITERATIONS)
+    assert metric_after >= CONTROL_MIN_ACCURACY, f"{method}: accuracy {metric_before:.3f} -> {metric_after:.3f}"
+    assert metric_after - metric_before >= MIN_ACCURACY_GAIN, f"{method}: {metric_before:.3f} -> {metric_after:.3f}"

@@ -1,5 +1,5 @@
 """The method registry and config composition (benchmarks/learner/registry.py, benchmarks/runs/config.py):
-the five named methods are the pairings of docs/methods.md's table, and the ablation pairings are
+the named methods are the pairings of docs/methods.md's table, and the ablation pairings are
 reachable from config."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import io
 import pytest
 
 from amfs import CompositeRegularizer, CosineWeightedOuter, KernelInner
-from baselines import GradientInner, MeanOuter
+from baselines import GradientInner, MeanOuter, PrototypeInner, RidgeInner
 from benchmarks.cli import main
 from benchmarks.learner.registry import METHODS, build_inner, build_outer, build_regularizer, method_spec
 from benchmarks.runs.config import DEFAULTS, ConfigError, parse_assignments, resolve
@@ -23,14 +23,17 @@ TABLE = {
     "i-amfs": (KernelInner, True, MeanOuter, False),
     "o-amfs": (GradientInner, True, CosineWeightedOuter, False),
     "amfs": (KernelInner, True, CosineWeightedOuter, True),
+    "ridge": (RidgeInner, True, MeanOuter, False),
+    "protonet": (PrototypeInner, True, MeanOuter, False),
 }
+INNER_NAMES = {GradientInner: "gradient", KernelInner: "kernel", RidgeInner: "ridge", PrototypeInner: "prototypes"}
 
 
 def _config(method: str, **values) -> dict:
     return resolve({"method": method, **values})
 
 
-def test_registry_holds_exactly_the_five_methods():
+def test_registry_holds_exactly_the_methods_of_the_table():
     assert set(METHODS) == set(TABLE)
 
 
@@ -68,7 +71,7 @@ def test_methods_command_lists_every_method():
     rows = {line.split()[0]: line.split() for line in lines[2:] if line.split() and line.split()[0] in TABLE}
     assert set(rows) == set(TABLE)
     for method, (inner_cls, _, outer_cls, regularized) in TABLE.items():
-        inner_name = "gradient" if inner_cls is GradientInner else "kernel"
+        inner_name = INNER_NAMES[inner_cls]
         outer_name = "mean" if outer_cls is MeanOuter else "cosine"
         assert rows[method][1:4] == [inner_name, outer_name, "on" if regularized else "off"], rows[method]
 
@@ -122,7 +125,7 @@ def test_unknown_key_lists_valid_settings():
         {"regularizer.mu": True},
         {"bn_mode": 1},
         {"bn_mode": "batch"},
-        {"compose.inner": "ridge"},
+        {"compose.inner": "newton"},
     ],
 )
 def test_wrong_value_raises_config_error(values: dict):
@@ -148,3 +151,5 @@ def test_config_choices_are_what_the_code_implements():
     assert set(CHOICES["backbone.conv"]) == {"auto", *CONV_IMPLS}
     assert set(CHOICES["compose.inner"]) == {"", *(m.inner for m in METHODS.values())}
     assert set(CHOICES["compose.outer"]) == {"", *(m.outer for m in METHODS.values())}
+    assert set(CHOICES["compose.inner"]) == {"", "gradient", "kernel", "ridge", "prototypes"}
+    assert set(CHOICES["compose.outer"]) == {"", "mean", "cosine"}

@@ -41,3 +41,27 @@ def test_unknown_grid_names_the_valid_ones():
         ConfigError, match="named grids: ablations, omniglot-bf16, omniglot-short, omniglot-tf32, paper, quick"
     ):
         load_grid("papers")
+
+
+def test_a_classification_only_method_on_a_regression_setting_is_refused_before_any_run(tmp_path, capsys):
+    """ProtoNet is defined for classification only: a grid that pairs it with the sinusoid fails to load,
+    naming the file, the run and the fix, and `run` stops before any run starts."""
+    from benchmarks.cli import main
+
+    grid = tmp_path / "mixed.toml"
+    settings = '[[setting]]\ndataset = "omniglot"\n[[setting]]\ndataset = "sinusoid"\n'
+    grid.write_text('methods = ["maml", "protonet"]\n' + settings)
+    with pytest.raises(ConfigError, match=r"mixed\.toml \(sinusoid, protonet, default\): method 'protonet' supports"):
+        load_grid(str(grid))
+    results = tmp_path / "results"
+    assert main(["run", "--grid", str(grid), "--results", str(results)]) == 2
+    assert "use a classification dataset" in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_the_controls_run_in_every_paper_setting():
+    """The ridge head and ProtoNet run the default variant of every paper setting, beside I-AMFS."""
+    paper = load_grid("paper")
+    settings = {(r.dataset, r.setting) for r in paper.runs}
+    for method in ("ridge", "protonet", "i-amfs"):
+        assert {(r.dataset, r.setting) for r in paper.runs if r.method == method} == settings
