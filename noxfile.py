@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, benchmark, report, claims, perf.
+"""Sessions: tests, lint, benchmark, report, claims, evidence, perf, env.
 
 All sessions share one environment (.nox/amfs-bench): PyTorch is several GB, so it is installed
 once and reused; it is refreshed only when pyproject.toml or the torch pin changes.
@@ -31,6 +31,13 @@ def _python(session: nox.Session, extras: str = "test,dev,cluster") -> str:
         session.run(str(python), "-m", "pip", "install", "-q", "-e", f".[{extras}]", external=True)
         stamp.write_text(wanted)
     return str(python)
+
+
+@nox.session(venv_backend="none")
+def env(session: nox.Session) -> None:
+    """Create (or refresh) the shared environment and say how to use it from a shell."""
+    python = _python(session)
+    session.log(f"environment ready: activate it with `. {Path(python).parent.relative_to(ROOT)}/activate`")
 
 
 @nox.session(venv_backend="none")
