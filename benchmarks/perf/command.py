@@ -28,24 +28,23 @@ from benchmarks.device.execution import apply_precision
 from benchmarks.device.heap import retain_freed_memory
 from benchmarks.learner.registry import METHODS, method_spec
 from benchmarks.perf.memory import protocol_memory
-from benchmarks.perf.ours import (
+from benchmarks.perf.numerics import (
     BF16_RTOL,
     FLOOR_FACTOR,
     FLOOR_ORDERS,
     SAME_FUNCTION_RTOL,
     STRATEGY_RTOL,
     TF32_RTOL,
+    relative_error,
+)
+from benchmarks.perf.ours import (
     add_numerics,
-    check_strategy,
-    default_strategies,
     failure_status,
     float64_gradient,
     initial_parameters,
     loop_gradient,
     measure_ours,
-    relative_error,
     reordered_floor,
-    row_precision,
     timing_row,
 )
 from benchmarks.perf.peers import (
@@ -60,6 +59,7 @@ from benchmarks.perf.peers import (
 )
 from benchmarks.perf.report import render_readme, write_plot
 from benchmarks.perf.settings import PerfSetting, default_settings, parse_meta_batch, select_settings, synthetic_batch
+from benchmarks.perf.strategies import check_strategy, default_strategies, row_precision
 from benchmarks.perf.timing import CPU_MEMORY_MEASURE, CUDA_MEMORY_MEASURE, TENSOR_MEMORY_MEASURE
 
 SCHEMA = 1

@@ -16,7 +16,7 @@ load then touches both alike), the median per-round ratio eager/compiled, the fi
 time (compilation included), and the relative difference of the compiled meta-gradient from the
 eager one at the same initial parameters (float32 rounding moves it; the perf floor says how far).
 The same difference in float64, from the loop's initial parameters (as perf's float64 check), says
-whether the compiled passes compute the same function: within perf_ours.SAME_FUNCTION_RTOL they do.
+whether the compiled passes compute the same function: within perf_numerics.SAME_FUNCTION_RTOL they do.
 """
 
 from __future__ import annotations
@@ -32,15 +32,13 @@ import torch
 from benchmarks.data.tasks import TaskBatch
 from benchmarks.device.environment import device_name, git_revision, resolve_device
 from benchmarks.device.heap import retain_freed_memory
+from benchmarks.perf.numerics import SAME_FUNCTION_RTOL, flat_gradient, relative_error
 from benchmarks.perf.ours import (
-    SAME_FUNCTION_RTOL,
     PreparedRun,
-    flat_gradient,
     float64_gradient,
     float64_meta_gradient,
     initial_parameters,
     prepare_run,
-    relative_error,
     release_gradients,
 )
 from benchmarks.perf.settings import default_settings, select_settings, synthetic_batch

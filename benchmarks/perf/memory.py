@@ -18,9 +18,10 @@ from typing import Any
 import torch
 
 from benchmarks.device.execution import GRAPHED
-from benchmarks.perf.ours import failure_status, parse_strategy, prepare_run, release_gradients, strategy_scope
+from benchmarks.perf.ours import failure_status, prepare_run, release_gradients
 from benchmarks.perf.peers import PEER_LABELS, PEER_METHODS, PEER_STRATEGY, peer_step
 from benchmarks.perf.settings import PerfSetting, synthetic_batch
+from benchmarks.perf.strategies import parse_strategy, strategy_scope
 from benchmarks.perf.timing import tensor_memory_mib
 
 

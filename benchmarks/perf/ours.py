@@ -6,7 +6,6 @@ the numerics checks."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,134 +13,31 @@ import torch
 from torch import Tensor
 
 from benchmarks.data.tasks import TaskBatch
-from benchmarks.device.execution import GRAPHED, Execution, backend_scope
-from benchmarks.learner.meta_learner import STRATEGIES, MetaLearner, StepResult
+from benchmarks.device.execution import Execution, backend_scope
+from benchmarks.learner.meta_learner import MetaLearner, StepResult
+from benchmarks.perf.numerics import (
+    FLOOR_FACTOR,
+    FLOOR_ORDERS,
+    agreement_verdict,
+    empty_numerics,
+    flat_gradient,
+    relative_error,
+    reorder_examples,
+    same_function,
+)
 from benchmarks.perf.settings import PerfSetting
+from benchmarks.perf.strategies import (
+    BENCHMARK_KEY,
+    eager_strategy,
+    parse_strategy,
+    row_precision,
+    strategy_rtol,
+    strategy_scope,
+)
 from benchmarks.perf.timing import PeakMemory, summarize, tensor_memory_mib, time_calls
 from benchmarks.runs.build import Assembly, assemble
-from benchmarks.runs.config import VMAP_STRATEGIES
 
 Params = dict[str, Tensor]
-
-# Strategies computing the same meta-gradient must agree to this relative error in float32, or to
-# FLOOR_FACTOR times float32's own error on the meta-batch where that is larger (gradient_agreement).
-STRATEGY_RTOL = 1e-4
-FLOOR_FACTOR = 10.0
-# float32's own error on a meta-batch is taken as the largest error against float64 of the float32
-# loop meta-gradient over the batch as drawn and FLOOR_ORDERS - 1 re-orderings of each task's
-# examples: the same function in exact arithmetic, summed in other orders. One order alone can be
-# lucky (a ReLU input within rounding of zero changes sides in some orders only: reports/perf/NOTES.md,
-# "The float32 floor"). Each order costs one float32 loop meta-gradient.
-FLOOR_ORDERS = 12
-# Above this float32 floor, agreement within the (then wide) tolerance proves little: 'inconclusive'.
-FLOOR_LIMIT = 1e-2
-# A strategy computes the same function as the loop if, in float64 from the same parameters, its
-# meta-gradient is the float64 loop meta-gradient to this relative error: float64 rounding (unit
-# roundoff 1.1e-16), amplified as much as float32's ever was on a perf batch, stays orders of
-# magnitude below it, and a different computation (a wrong index, a dropped term) lands far above
-# (reports/perf/NOTES.md, "Every row in float64"). It settles what the float32 comparison cannot on an
-# ill-conditioned meta-batch.
-SAME_FUNCTION_RTOL = 1e-9
-# A row timed with TensorFloat-32 matrix units (inputs rounded to a 10-bit mantissa, unit roundoff
-# 2^-11) must give the float32 loop meta-gradient to this relative error (or FLOOR_FACTOR x float32's
-# own error, as above): the accuracy tolerance under which TF32 counts as the same computation.
-TF32_RTOL = 1e-2
-# The same for a row whose backbone runs in bfloat16 (precision bf16: 8-bit mantissa, unit roundoff
-# 2^-9, four times TF32's, on activations and gradients as well as on the products' inputs).
-BF16_RTOL = 5e-2
-# tolerance of each reduced precision; full float32 rows have STRATEGY_RTOL
-REDUCED_PRECISION_RTOL = {"tf32": TF32_RTOL, "bf16": BF16_RTOL}
-
-# Not a run setting: cuDNN's autotuner (torch.backends.cudnn.benchmark), for the timed row only. It
-# times several kernels per convolution shape and keeps the fastest, which may differ between runs.
-BENCHMARK_KEY = "cudnn_benchmark"
-# A timed strategy is a base strategy, optionally with execution modifiers: "graph+tf32",
-# "vmap+unfold", "graph+unfold+tf32". Each modifier overrides one config key for that row only.
-STRATEGY_MODIFIERS = {
-    "tf32": ("precision", "tf32"),
-    "bf16": ("precision", "bf16"),
-    "unfold": ("backbone.conv", "unfold"),
-    "shifted": ("backbone.conv", "shifted"),
-    "bench": (BENCHMARK_KEY, "on"),
-    "nhwc": ("backbone.conv", "cudnn-nhwc"),
-    "nhwc-all": ("backbone.conv", "nhwc-centred"),
-}
-CUDA_ONLY_MODIFIERS = ("tf32", "bench")
-
-
-def timed_strategies(device: torch.device) -> list[str]:
-    """Every task-batching strategy of MetaLearner, plus the CUDA-graph replays of the vmap and
-    batched steps (benchmarks/runs/step.py, config strategies 'graph', 'graph-batched') where the
-    device is a GPU."""
-    return list(STRATEGIES) + (list(GRAPHED) if device.type == "cuda" else [])
-
-
-def default_strategies(device: torch.device) -> list[str]:
-    """What `perf` times when not told: timed_strategies, plus on the CPU the batched strategy with
-    every layer of its large passes in NHWC (`batched+nhwc-all`, device.convolutions.large_pass)."""
-    return timed_strategies(device) + ([] if device.type == "cuda" else ["batched+nhwc-all"])
-
-
-def parse_strategy(name: str) -> tuple[str, dict[str, str]]:
-    """'graph+tf32' -> ('graph', {'precision': 'tf32'}). Raises ValueError on an unknown part."""
-    base, *modifiers = name.split("+")
-    unknown = [m for m in modifiers if m not in STRATEGY_MODIFIERS]
-    if unknown or len(set(modifiers)) != len(modifiers):
-        raise ValueError(f"strategy {name!r}: modifiers must be distinct, from {sorted(STRATEGY_MODIFIERS)}")
-    return base, dict(STRATEGY_MODIFIERS[m] for m in modifiers)
-
-
-def execution_strategy(execution: Execution) -> str:
-    """The name of the perf row that times an execution: 'graph-batched+nhwc', 'loop', ..."""
-    base = next(n for n, b in GRAPHED.items() if b == execution.strategy) if execution.graph else execution.strategy
-    conv = {value: name for name, (key, value) in STRATEGY_MODIFIERS.items() if key == "backbone.conv"}
-    modifiers = [conv[execution.conv_impl]] if execution.conv_impl in conv else []
-    if execution.precision in REDUCED_PRECISION_RTOL:
-        modifiers.append(execution.precision)
-    return "+".join([base, *modifiers])
-
-
-def check_strategy(name: str, device: torch.device) -> None:
-    """ValueError unless `name` (with its modifiers) can be timed on `device`."""
-    base, _ = parse_strategy(name)
-    valid = timed_strategies(device)
-    if base not in valid:
-        raise ValueError(f"strategy {name!r}: {base!r} is not available on {device.type}; valid: {valid}")
-    cuda_only = [m for m in name.split("+")[1:] if m in CUDA_ONLY_MODIFIERS]
-    if cuda_only and device.type != "cuda":
-        raise ValueError(f"strategy {name!r}: {cuda_only} needs a CUDA device")
-    if row_precision(name) == "bf16" and base in VMAP_STRATEGIES:
-        raise ValueError(
-            f"strategy {name!r}: bf16 runs with loop, batched, graph-batched or graph-loop, not under vmap"
-        )
-
-
-def strategy_rtol(name: str) -> float:
-    """The numerics tolerance of a row: REDUCED_PRECISION_RTOL for TF32 and bf16 rows, STRATEGY_RTOL otherwise."""
-    return REDUCED_PRECISION_RTOL.get(row_precision(name), STRATEGY_RTOL)
-
-
-def row_precision(name: str) -> str:
-    """The precision a strategy's modifiers ask for: 'fp32' unless '+tf32' or '+bf16'."""
-    return parse_strategy(name)[1].get("precision", "fp32")
-
-
-def strategy_scope(strategy: str) -> AbstractContextManager[None]:
-    """The backend flags a strategy's modifiers ask for (precision, cuDNN autotuner), for one row."""
-    overrides = parse_strategy(strategy)[1]
-    return backend_scope(overrides.get("precision", "fp32"), BENCHMARK_KEY in overrides)
-
-
-def flat_gradient(gradients: Params) -> Tensor:
-    """All gradients as one float64 CPU vector, in sorted parameter-name order."""
-    return torch.cat([gradients[k].detach().reshape(-1).double().cpu() for k in sorted(gradients)])
-
-
-def relative_error(value: Tensor, reference: Tensor) -> float:
-    """||value - reference|| / ||reference|| (absolute error when the reference is zero)."""
-    scale = float(reference.norm())
-    diff = float((value - reference).norm())
-    return diff / scale if scale > 0 else diff
 
 
 @dataclass
@@ -214,13 +110,6 @@ def loop_gradient(setting: PerfSetting, method: str, batch: TaskBatch, device: t
     return run.initial_gradient
 
 
-def eager_strategy(name: str) -> str:
-    """The strategy a CUDA-graph row replays, computed eagerly: 'graph-batched+nhwc' -> 'batched+nhwc'.
-    Other names are returned unchanged."""
-    base, *modifiers = name.split("+")
-    return "+".join([GRAPHED.get(base, base), *modifiers])
-
-
 def initial_parameters(setting: PerfSetting, method: str, batch: TaskBatch, device: torch.device, seed: int) -> Params:
     """The 'loop' run's float32 initial parameters (detached): the common starting point of the
     float64 checks."""
@@ -257,16 +146,6 @@ def float64_meta_gradient(run: PreparedRun, params: Params, batch: TaskBatch) ->
 def failure_status(error: Exception) -> str:
     """A failed measurement's status: the error, on one line."""
     return f"failed ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
-
-
-def reorder_examples(batch: TaskBatch, seed: int) -> TaskBatch:
-    """The same tasks with each task's support and query examples in another (seeded) order: every
-    method's meta-gradient is the same function of them, but float32 sums them in another order."""
-    generator = torch.Generator().manual_seed(seed)
-    support = torch.randperm(batch.support_x.shape[1], generator=generator).to(batch.support_x.device)
-    query = torch.randperm(batch.query_x.shape[1], generator=generator).to(batch.query_x.device)
-    x_s, y_s, x_q, y_q = batch.tensors()
-    return TaskBatch(x_s[:, support], y_s[:, support], x_q[:, query], y_q[:, query])
 
 
 def reordered_floor(
@@ -310,16 +189,6 @@ def gradient_agreement(
         "tolerance": tolerance,
         "ok": agreement_verdict(error, floor, tolerance),
     }
-
-
-def agreement_verdict(error: float, floor: float | None, tolerance: float) -> bool | None:
-    """False beyond the tolerance; None (inconclusive) within it, unless exactly equal, when float32
-    itself is off by more than FLOOR_LIMIT on this meta-batch; True otherwise."""
-    if error > tolerance:
-        return False
-    if error == 0.0:  # bit for bit the same float32 result: the same computation, however wide the floor
-        return True
-    return None if floor is not None and floor > FLOOR_LIMIT else True
 
 
 def measure_ours(
@@ -386,37 +255,6 @@ def timing_row(
     }
 
 
-def empty_numerics() -> dict[str, Any]:
-    """The numerics fields of a row before (or without) a comparison."""
-    return {
-        "grad_rel_err_vs_loop": None,
-        "grad_rel_err_vs_float64": None,
-        "float32_floor": None,
-        "tolerance": None,
-        "float32_ok": None,
-        "float64_rel_err_vs_loop": None,
-        "numerics_ok": None,
-    }
-
-
-def same_function(float64_error: float | None) -> bool | None:
-    """Whether a row's float64 meta-gradient is the float64 loop's (None: not computed)."""
-    return None if float64_error is None else float64_error <= SAME_FUNCTION_RTOL
-
-
-def numerics_verdict(float32_ok: bool | None, float64_error: float | None, strategy: str) -> bool | None:
-    """A row's overall check. A float64 disagreement fails it whatever float32 says. A float32
-    disagreement (or an inconclusive float32 check) of a full-float32 row is settled by the float64
-    check: the same function, so the difference is float32 rounding. A TF32 or bf16 row's float32
-    check is its accuracy statement and stands."""
-    same = same_function(float64_error)
-    if same is False:
-        return False
-    if float32_ok is True or same is None or row_precision(strategy) != "fp32":
-        return float32_ok
-    return True
-
-
 def add_numerics(
     row: dict[str, Any],
     gradient: Tensor | None,
@@ -441,3 +279,16 @@ def add_numerics(
         float64_rel_err_vs_loop=float64_error,
         numerics_ok=numerics_verdict(agreement["ok"], float64_error, row["strategy"]),
     )
+
+
+def numerics_verdict(float32_ok: bool | None, float64_error: float | None, strategy: str) -> bool | None:
+    """A row's overall check. A float64 disagreement fails it whatever float32 says. A float32
+    disagreement (or an inconclusive float32 check) of a full-float32 row is settled by the float64
+    check: the same function, so the difference is float32 rounding. A TF32 or bf16 row's float32
+    check is its accuracy statement and stands."""
+    same = same_function(float64_error)
+    if same is False:
+        return False
+    if float32_ok is True or same is None or row_precision(strategy) != "fp32":
+        return float32_ok
+    return True

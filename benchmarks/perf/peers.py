@@ -21,17 +21,10 @@ from torch import Tensor, nn
 
 from benchmarks.common.stats import MedianCI, median_ci
 from benchmarks.data.tasks import TaskBatch
-from benchmarks.perf.ours import (
-    flat_gradient,
-    float64_gradient,
-    gradient_agreement,
-    prepare_run,
-    relative_error,
-    release_gradients,
-    strategy_scope,
-    timing_row,
-)
+from benchmarks.perf.numerics import flat_gradient, relative_error
+from benchmarks.perf.ours import float64_gradient, gradient_agreement, prepare_run, release_gradients, timing_row
 from benchmarks.perf.settings import PerfSetting
+from benchmarks.perf.strategies import strategy_scope
 from benchmarks.perf.timing import PeakMemory, summarize, tensor_memory_mib, time_calls
 
 # Second- and first-order meta-gradients of both libraries must agree to this relative error (float32).

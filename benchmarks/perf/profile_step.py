@@ -19,9 +19,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.device.environment import resolve_device
-from benchmarks.perf.ours import prepare_run, release_gradients, strategy_scope
+from benchmarks.perf.ours import prepare_run, release_gradients
 from benchmarks.perf.peers import PEER_METHODS, import_learn2learn, peer_step
 from benchmarks.perf.settings import default_settings, parse_meta_batch, select_settings, synthetic_batch
+from benchmarks.perf.strategies import strategy_scope
 
 PEER = "learn2learn"
 

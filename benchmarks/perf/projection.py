@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from benchmarks.data.datasets import DATASETS
-from benchmarks.perf.ours import execution_strategy
+from benchmarks.perf.strategies import execution_strategy
 from benchmarks.runs.build import execution_for
 from benchmarks.runs.config import resolve
 from benchmarks.runs.grids import load_grid

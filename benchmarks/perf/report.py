@@ -10,9 +10,11 @@ from typing import Any
 from benchmarks.common.tables import markdown
 from benchmarks.learner.registry import METHODS
 from benchmarks.perf.memory import protocol_memory_lines
-from benchmarks.perf.ours import FLOOR_LIMIT, agreement_verdict, numerics_verdict, row_precision, same_function
+from benchmarks.perf.numerics import FLOOR_LIMIT, agreement_verdict, same_function
+from benchmarks.perf.ours import numerics_verdict
 from benchmarks.perf.peers import PEER_LABELS, PEER_METHODS, speedup_interval
 from benchmarks.perf.projection import project_grid
+from benchmarks.perf.strategies import row_precision
 
 PROJECTED_GRIDS = ("paper", "ablations")
 
@@ -139,7 +141,7 @@ def _main_table(data: dict[str, Any], device: str) -> list[str]:
 
 
 def _verdict_text(error: float, floor: float | None, tolerance: float, good: str, bad: str) -> str:
-    """The verdict of perf_ours.agreement_verdict, recomputed from the stored numbers."""
+    """The verdict of perf_numerics.agreement_verdict, recomputed from the stored numbers."""
     return _verdict_words(agreement_verdict(error, floor, tolerance), floor, good, bad)
 
 
@@ -150,7 +152,7 @@ def _verdict_words(verdict: bool | None, floor: float | None, good: str, bad: st
 
 
 # The check of a row whose float32 meta-gradient alone did not pass, but whose float64 one is the
-# loop's: the same function, the difference float32 rounding (perf_ours.numerics_verdict).
+# loop's: the same function, the difference float32 rounding (perf.ours.numerics_verdict).
 SAME_IN_FLOAT64 = "ok (same in float64)"
 PASSED = ("ok", SAME_IN_FLOAT64, "reference")
 

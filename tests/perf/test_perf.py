@@ -13,8 +13,11 @@ from benchmarks.cli import main
 from benchmarks.device.execution import backend_scope
 from benchmarks.learner.registry import METHODS
 from benchmarks.perf import command as perf
+from benchmarks.perf import numerics as perf_numerics
 from benchmarks.perf import ours as perf_ours
-from benchmarks.perf.ours import STRATEGY_RTOL, agreement_verdict, gradient_agreement
+from benchmarks.perf import strategies as perf_strategies
+from benchmarks.perf.numerics import STRATEGY_RTOL, agreement_verdict
+from benchmarks.perf.ours import gradient_agreement
 from benchmarks.perf.peers import PEER_RTOL, cross_check, import_learn2learn
 from benchmarks.perf.projection import project_run
 from benchmarks.perf.settings import CPU_META_BATCH, PerfSetting, default_settings, parse_meta_batch, synthetic_batch
@@ -216,7 +219,7 @@ def test_readme_flags_a_strategy_that_disagrees(measured: dict):
 
 def test_numerics_verdict_combines_the_float32_and_float64_checks():
     verdict = perf_ours.numerics_verdict
-    same, other = 0.1 * perf_ours.SAME_FUNCTION_RTOL, 10 * perf_ours.SAME_FUNCTION_RTOL
+    same, other = 0.1 * perf_numerics.SAME_FUNCTION_RTOL, 10 * perf_numerics.SAME_FUNCTION_RTOL
     assert verdict(True, None, "vmap") is True and verdict(True, same, "vmap") is True
     assert verdict(True, other, "vmap") is False  # float32 agreement cannot hide another function
     assert verdict(False, same, "vmap") is True and verdict(None, same, "vmap") is True  # rounding only
@@ -225,13 +228,13 @@ def test_numerics_verdict_combines_the_float32_and_float64_checks():
 
 
 def test_every_row_is_the_loop_function_in_float64(measured: dict):
-    assert measured["options"]["same_function_rtol"] == perf_ours.SAME_FUNCTION_RTOL
+    assert measured["options"]["same_function_rtol"] == perf_numerics.SAME_FUNCTION_RTOL
     for r in measured["rows"]:
         if r["implementation"] == "amfs-bench":
             if r["strategy"] == "loop":
                 assert r["float64_rel_err_vs_loop"] is None
             else:
-                assert r["float64_rel_err_vs_loop"] < perf_ours.SAME_FUNCTION_RTOL, r
+                assert r["float64_rel_err_vs_loop"] < perf_numerics.SAME_FUNCTION_RTOL, r
 
 
 def test_the_float64_check_catches_an_error_float32_cannot_see(monkeypatch):
@@ -263,9 +266,9 @@ def test_the_float64_check_catches_an_error_float32_cannot_see(monkeypatch):
 
 
 def test_a_graph_row_is_checked_in_float64_by_the_eager_strategy_it_replays():
-    assert perf_ours.eager_strategy("graph-batched+nhwc") == "batched+nhwc"
-    assert perf_ours.eager_strategy("graph+tf32") == "vmap+tf32"
-    assert perf_ours.eager_strategy("batched+nhwc-all") == "batched+nhwc-all"
+    assert perf_strategies.eager_strategy("graph-batched+nhwc") == "batched+nhwc"
+    assert perf_strategies.eager_strategy("graph+tf32") == "vmap+tf32"
+    assert perf_strategies.eager_strategy("batched+nhwc-all") == "batched+nhwc-all"
 
 
 def test_tolerance_follows_the_float32_floor_and_says_when_it_proves_little():
@@ -307,26 +310,29 @@ def test_a_measured_row_frees_its_parameters(monkeypatch):
 
 
 def test_strategy_modifiers_are_parsed_and_checked_per_device():
-    assert perf_ours.parse_strategy("graph+unfold+tf32") == (
+    assert perf_strategies.parse_strategy("graph+unfold+tf32") == (
         "graph",
         {"backbone.conv": "unfold", "precision": "tf32"},
     )
-    assert perf_ours.parse_strategy("loop") == ("loop", {})
+    assert perf_strategies.parse_strategy("loop") == ("loop", {})
     for bad in ("vmap+fp16", "vmap+tf32+tf32"):
         with pytest.raises(ValueError, match="modifiers"):
-            perf_ours.parse_strategy(bad)
-    perf_ours.check_strategy("vmap+shifted", CPU)
+            perf_strategies.parse_strategy(bad)
+    perf_strategies.check_strategy("vmap+shifted", CPU)
     for cuda_only in ("graph", "vmap+tf32", "loop+bench"):
         with pytest.raises(ValueError, match=r"not available on cpu|needs a CUDA device"):
-            perf_ours.check_strategy(cuda_only, CPU)
+            perf_strategies.check_strategy(cuda_only, CPU)
     assert (
-        perf_ours.strategy_rtol("graph+tf32") == perf_ours.TF32_RTOL > perf_ours.strategy_rtol("graph") == STRATEGY_RTOL
+        perf_strategies.strategy_rtol("graph+tf32")
+        == perf_numerics.TF32_RTOL
+        > perf_strategies.strategy_rtol("graph")
+        == STRATEGY_RTOL
     )
     assert main(["perf", "--device", "cpu", "--strategies", "vmap+tf32"]) == 2
     # bfloat16 runs on the CPU too (slowly without bfloat16 instructions), with its own tolerance
-    perf_ours.check_strategy("batched+nhwc-all+bf16", CPU)
-    assert perf_ours.parse_strategy("batched+bf16") == ("batched", {"precision": "bf16"})
-    assert perf_ours.strategy_rtol("batched+bf16") == perf_ours.BF16_RTOL > perf_ours.TF32_RTOL
+    perf_strategies.check_strategy("batched+nhwc-all+bf16", CPU)
+    assert perf_strategies.parse_strategy("batched+bf16") == ("batched", {"precision": "bf16"})
+    assert perf_strategies.strategy_rtol("batched+bf16") == perf_numerics.BF16_RTOL > perf_numerics.TF32_RTOL
 
 
 def test_modified_strategies_are_checked_against_an_untimed_loop_reference():
@@ -351,7 +357,7 @@ def test_modified_strategies_are_checked_against_an_untimed_loop_reference():
     ]
     for row in rows.values():
         assert row["numerics_ok"] is True and row["grad_rel_err_vs_loop"] < STRATEGY_RTOL
-    assert data["options"]["tf32_rtol"] == perf_ours.TF32_RTOL
+    assert data["options"]["tf32_rtol"] == perf_numerics.TF32_RTOL
 
 
 def test_a_bf16_row_runs_its_backbone_in_bfloat16_and_keeps_its_float32_verdict():
@@ -361,23 +367,23 @@ def test_a_bf16_row_runs_its_backbone_in_bfloat16_and_keeps_its_float32_verdict(
         [tiny_setting()], ["i-amfs"], CPU, 1, 0, peers=[], strategies=["loop", "batched+bf16"], progress=lambda _: None
     )
     row = next(r for r in data["rows"] if r["strategy"] == "batched+bf16")
-    assert row["execution"]["precision"] == "bf16" and row["tolerance"] == perf_ours.BF16_RTOL
+    assert row["execution"]["precision"] == "bf16" and row["tolerance"] == perf_numerics.BF16_RTOL
     assert row["grad_rel_err_vs_loop"] > 0  # computed in bfloat16: not the float32 result
-    assert row["float64_rel_err_vs_loop"] < perf_ours.SAME_FUNCTION_RTOL
-    assert row["numerics_ok"] == (row["grad_rel_err_vs_loop"] <= perf_ours.BF16_RTOL)
+    assert row["float64_rel_err_vs_loop"] < perf_numerics.SAME_FUNCTION_RTOL
+    assert row["numerics_ok"] == (row["grad_rel_err_vs_loop"] <= perf_numerics.BF16_RTOL)
     assert "`+bf16` (the backbone in bfloat16 under autocast" in perf.render_readme(data)
 
 
 def test_a_tf32_row_is_judged_by_the_tf32_tolerance():
-    row = {"strategy": "graph+tf32", **perf_ours.empty_numerics()}
+    row = {"strategy": "graph+tf32", **perf_numerics.empty_numerics()}
     exact = torch.ones(100, dtype=torch.float64)
     loop = exact.clone()
-    perf_ours.add_numerics(row, exact * (1 + 0.5 * perf_ours.TF32_RTOL), loop, exact)
-    assert row["numerics_ok"] is True and row["tolerance"] == perf_ours.TF32_RTOL
-    perf_ours.add_numerics(row, exact * (1 + 2 * perf_ours.TF32_RTOL), loop, exact)
+    perf_ours.add_numerics(row, exact * (1 + 0.5 * perf_numerics.TF32_RTOL), loop, exact)
+    assert row["numerics_ok"] is True and row["tolerance"] == perf_numerics.TF32_RTOL
+    perf_ours.add_numerics(row, exact * (1 + 2 * perf_numerics.TF32_RTOL), loop, exact)
     assert row["numerics_ok"] is False
-    plain = {"strategy": "graph", **perf_ours.empty_numerics()}
-    perf_ours.add_numerics(plain, exact * (1 + 0.5 * perf_ours.TF32_RTOL), loop, exact)
+    plain = {"strategy": "graph", **perf_numerics.empty_numerics()}
+    perf_ours.add_numerics(plain, exact * (1 + 0.5 * perf_numerics.TF32_RTOL), loop, exact)
     assert plain["numerics_ok"] is False
 
 
@@ -512,15 +518,15 @@ def test_auto_execution_follows_the_measured_defaults_and_names_its_perf_row():
     }
     for (method, device), name in expected.items():
         execution, notes = resolve_execution(resolve({"method": method, "dataset": "omniglot"}), device)
-        assert perf_ours.execution_strategy(execution) == name and not notes
+        assert perf_strategies.execution_strategy(execution) == name and not notes
     explicit = resolve({"method": "amfs", "dataset": "omniglot", "strategy": "graph-batched", "precision": "tf32"})
-    assert perf_ours.execution_strategy(resolve_execution(explicit, cuda)[0]) == "graph-batched+nhwc+tf32"
+    assert perf_strategies.execution_strategy(resolve_execution(explicit, cuda)[0]) == "graph-batched+nhwc+tf32"
     unfold = resolve({"method": "maml", "dataset": "omniglot", "strategy": "vmap", "backbone.conv": "unfold"})
-    assert perf_ours.execution_strategy(resolve_execution(unfold, CPU)[0]) == "vmap+unfold"
+    assert perf_strategies.execution_strategy(resolve_execution(unfold, CPU)[0]) == "vmap+unfold"
     looped = resolve({"method": "maml", "dataset": "omniglot", "strategy": "graph-loop"})
-    assert perf_ours.execution_strategy(resolve_execution(looped, cuda)[0]) == "graph-loop"
+    assert perf_strategies.execution_strategy(resolve_execution(looped, cuda)[0]) == "graph-loop"
     on_cpu, notes = resolve_execution(looped, CPU)
-    assert perf_ours.execution_strategy(on_cpu) == "loop" and "CUDA graph needs CUDA" in notes[0]
+    assert perf_strategies.execution_strategy(on_cpu) == "loop" and "CUDA graph needs CUDA" in notes[0]
 
 
 def test_the_fastest_table_names_the_fastest_row_that_passed_its_check(measured: dict):
@@ -542,14 +548,14 @@ def test_reordered_examples_leave_the_meta_gradient_unchanged_in_float64(method:
     the reordered batch equals the original's (and the reordering does move examples)."""
     setting = tiny_setting(steps=2)
     batch = synthetic_batch(setting, 2, 3, seed=0, device=CPU)
-    reordered = perf_ours.reorder_examples(batch, seed=1)
+    reordered = perf_numerics.reorder_examples(batch, seed=1)
     assert not torch.equal(reordered.query_y, batch.query_y)
     run = perf_ours.prepare_run(setting, method, "loop", batch, CPU, 0, with_gradient=False)
     params = {k: v.detach().double().requires_grad_(True) for k, v in run.params.items()}
 
     def gradient64(b):
         b64 = type(b)(b.support_x.double(), b.support_y, b.query_x.double(), b.query_y)
-        return perf_ours.flat_gradient(run.learner.meta_gradients(params, b64).gradients)
+        return perf_numerics.flat_gradient(run.learner.meta_gradients(params, b64).gradients)
 
     a, b = gradient64(batch), gradient64(reordered)
     torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12 * float(a.abs().max()))
@@ -567,7 +573,7 @@ def test_the_float32_floor_takes_the_largest_error_over_the_orders():
 
 
 def test_measured_rows_record_the_floor_over_the_orders(measured: dict):
-    assert measured["options"]["floor_orders"] == perf_ours.FLOOR_ORDERS > 1
+    assert measured["options"]["floor_orders"] == perf_numerics.FLOOR_ORDERS > 1
     for row in measured["rows"]:
         if row["implementation"] == "amfs-bench" and row["strategy"] == "loop":
             assert row["float32_floor"] >= row["grad_rel_err_vs_float64"]

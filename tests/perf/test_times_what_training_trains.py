@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from benchmarks.learner.registry import METHODS
-from benchmarks.perf.ours import flat_gradient, prepare_run, release_gradients
+from benchmarks.perf.numerics import flat_gradient
+from benchmarks.perf.ours import prepare_run, release_gradients
 from benchmarks.perf.settings import PerfSetting, synthetic_batch
 from benchmarks.runs.config import resolve
 from benchmarks.runs.grids import RunSpec
