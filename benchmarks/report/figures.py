@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,15 @@ COST_UNITS = {
 
 # cost axes go logarithmic only when values span more than this factor (e.g. sinusoid vs mini-ImageNet)
 LOG_SCALE_ABOVE = 20.0
+# the file names of every figure the report draws: `report` deletes a PNG only when it matches one of them
+FIGURE_NAME = re.compile(r"(validation|regularizer|meta-batch|cost|paired-vs-maml)-[a-z0-9-]+\.png")
+
+
+def is_report_figure(name: str) -> bool:
+    """Whether a file name is one the report's figures take (so a stale one of them may be deleted)."""
+    return bool(FIGURE_NAME.fullmatch(name))
+
+
 # plain numbers on log axes ('40', '100' rather than '4 x 10^1')
 PLAIN = ticker.FuncFormatter(lambda value, _: f"{value:g}")
 

@@ -1,1 +1,1 @@
-"""Helpers shared by the tests: synthetic batches and learners, report records."""
+"""Helpers shared by the tests: synthetic batches and learners, report records, tiny datasets and grids."""
