@@ -95,7 +95,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmarks.report import commands
 
-    return commands.report(args.grid, Path(args.results), Path(args.reports))
+    return commands.report(args.grid, Path(args.results), Path(args.reports), args.force)
 
 
 def cmd_claims(args: argparse.Namespace) -> int:
@@ -162,13 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("report", help="write reports/<grid>/README.md and figures from stored results")
-    p.add_argument("--grid", default="quick")
+    p.add_argument("--grid", default="quick", help="grid name (the folder under --results and --reports)")
     p.add_argument("--results", default="results")
     p.add_argument("--reports", default="reports")
+    p.add_argument(
+        "--force", action="store_true", help="replace a report built from more finished runs than the results hold"
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("claims", help="print the claims table with verdicts")
-    p.add_argument("--grid", default="quick")
+    p.add_argument("--grid", default="quick", help="grid name (the folder under --results)")
     p.add_argument("--results", default="results")
     p.add_argument("--strict", action="store_true", help="exit non-zero when a paper claim is refuted")
     p.set_defaults(func=cmd_claims)

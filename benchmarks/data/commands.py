@@ -1,7 +1,8 @@
 """`python -m benchmarks data check | prepare` (`data speed` times a learner too: perf/data_speed.py).
 
 check:   a table of every dataset and split: found / partial / missing, classes, images, checksums,
-         cache state; for a missing dataset its official source and expected layout. Always exit 0.
+         cache state (built, stale, corrupt: content sha256 mismatch, absent); for a missing dataset
+         its official source and expected layout. Always exit 0.
 prepare: optionally download Omniglot's official zips, then build every cache of the datasets found.
 """
 
@@ -66,6 +67,14 @@ def check(data_root: Path, cache_dir: Path) -> int:
     print(tables.text(rows))
     for message, where in notes.items():
         print(f"\n{', '.join(where)}:\n  {message}")
+    for row in rows:
+        if row["cache"] == "corrupt":
+            path = cache.cache_path(cache_dir, row["dataset"], row["split"])
+            print(
+                f"\n{row['dataset']} {row['split']}:\n  {path}: unreadable, or its content does not match its "
+                "sha256 (modified or corrupted after it was written); it is rebuilt by the next "
+                "`python -m benchmarks data prepare` or run"
+            )
     return 0
 
 

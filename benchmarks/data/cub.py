@@ -10,7 +10,8 @@ validation if i % 4 == 1, novel (test) if i % 4 == 3. With the official ids 1..2
 001, 003, ..., val = 002, 006, ..., novel = 004, 008, ..., the Closer Look `base/val/novel.json`.
 Pixels: RGB, resized to 96x96 (bilinear) and centre-cropped to 84x84, Closer Look's evaluation
 transform (`Resize(int(84 * 1.15))`, `CenterCrop(84)`). Listed images that are absent make the split
-partial (warned, counted in the provenance); a class without any image is an error.
+partial (warned, counted in the provenance); a class without any image is an error, and so is an id
+listed twice in a list file or an image file listed under two ids (naming the file and line).
 """
 
 from __future__ import annotations
@@ -57,18 +58,33 @@ def find_folder(data_root: Path) -> Path:
     )
 
 
-def read_id_list(path: Path) -> list[tuple[int, str]]:
-    """`<integer id> <value>` lines of one of CUB's list files."""
+def read_id_list(path: Path, unique_values: bool = False) -> list[tuple[int, str]]:
+    """`<integer id> <value>` lines of one of CUB's list files, each id listed once (an image id twice
+    could put one image under two classes, or twice in one); with unique_values each value once too
+    (images.txt: one file under two ids would be a support and a query image of one task)."""
     if not path.is_file():
         raise DataMissing(f"CUB: {path} not found. Expected layout: {INFO['layout']}. Source: {INFO['sources'][0]}")
     out = []
+    ids: dict[int, int] = {}
+    values: dict[str, int] = {}
     for line_no, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
         if len(parts) != 2 or not parts[0].isdigit():
             raise DataError(f"{path}, line {line_no}: expected '<id> <value>', found {line!r}; use the official file")
-        out.append((int(parts[0]), parts[1].strip()))
+        key, value = int(parts[0]), parts[1].strip()
+        if key in ids:
+            raise DataError(
+                f"{path}, line {line_no}: id {key} is listed again (first at line {ids[key]}); use the official file"
+            )
+        if unique_values and value in values:
+            raise DataError(
+                f"{path}, line {line_no}: {value} is listed again (first at line {values[value]}, another id); "
+                "use the official file"
+            )
+        ids[key], values[value] = line_no, line_no
+        out.append((key, value))
     return out
 
 
@@ -78,7 +94,7 @@ def plan(data_root: Path, split: str) -> SplitPlan:
     if not images_dir.is_dir():
         raise DataMissing(f"CUB: {images_dir} not found. Expected layout: {INFO['layout']}")
     class_names = dict(read_id_list(folder / "classes.txt"))
-    image_paths = read_id_list(folder / "images.txt")
+    image_paths = read_id_list(folder / "images.txt", unique_values=True)
     image_class = {}
     for image_id, value in read_id_list(folder / "image_class_labels.txt"):
         if not value.isdigit() or int(value) not in class_names:

@@ -26,6 +26,9 @@ from benchmarks.data.errors import DataError
 
 CHUNK = 256
 SERIAL_BELOW = 2 * CHUNK  # small jobs (test fixtures) are not worth a pool
+# The most a zip member may decompress to. An Omniglot PNG is about 1 kB; the cap keeps a crafted member
+# (gigabytes of zeros in a few kilobytes) from filling memory before the decoder refuses it.
+MAX_MEMBER_BYTES = 10 * 2**20
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,12 @@ def _read_bytes(ref: ImageRef) -> bytes:
     archive = _open_zips.get(ref.container)
     if archive is None:
         archive = _open_zips[ref.container] = zipfile.ZipFile(ref.container)
-    return archive.read(ref.path)
+    # the declared size can lie: read at most one byte past the cap, whatever the header says
+    with archive.open(ref.path) as member:
+        data = member.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise DataError(f"{ref}: decompresses to more than {MAX_MEMBER_BYTES} bytes; not an image of the dataset")
+    return data
 
 
 def decode_one(data: bytes, spec: DecodeSpec) -> np.ndarray:

@@ -34,9 +34,10 @@ class EpisodeSampler:
         small = torch.nonzero(counts < per_task).flatten().tolist()
         if small:
             examples = ", ".join(f"{data.class_names[i]!r} ({int(counts[i])})" for i in small[:5])
+            where = data.provenance.get("split_file") or data.provenance.get("source") or "the split"
             raise DataError(
-                f"{data.dataset} {data.split}: {len(small)} classes have fewer than k_shot + n_query = {per_task} "
-                f"images, e.g. {examples}; lower k_shot or the number of queries"
+                f"{data.dataset} {data.split} ({where}): {len(small)} classes have fewer than k_shot + n_query = "
+                f"{per_task} images, e.g. {examples}; lower k_shot or the number of queries, or complete the split"
             )
         self.data = data
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
@@ -67,7 +68,23 @@ class EpisodeSampler:
             absent = torch.arange(self._max_count) >= self._counts[classes].unsqueeze(-1)
             keys.masked_fill_(absent, -1.0)
         within = keys.topk(self.k_shot + self.n_query, dim=2).indices
-        return self._order[self._offsets[classes].unsqueeze(-1) + within]
+        indices = self._order[self._offsets[classes].unsqueeze(-1) + within]
+        self._check_disjoint(indices, seed, index)
+        return indices
+
+    def _check_disjoint(self, indices: torch.Tensor, seed: int, index: int) -> None:
+        """Every image of a task (support and query, all classes) is a different image of the split: a
+        query that is also a support image would be answered by memory, not by adaptation. Holds by
+        construction; checked because a wrong number here would otherwise go unnoticed (one sort of
+        T x N(K + q) indices on the CPU)."""
+        flat = indices.flatten(1).sort(dim=1).values
+        repeated = (flat[:, 1:] == flat[:, :-1]).any(dim=1)
+        if bool(repeated.any()):
+            task = int(torch.nonzero(repeated)[0])
+            raise DataError(
+                f"{self.data.dataset} {self.data.split}: task {task} of meta-batch {index} (seed {seed}) draws one "
+                "image twice (support and query not disjoint); the episode sampler is broken, its numbers are not valid"
+            )
 
     def tasks(self, seed: int, index: int, n_tasks: int) -> TaskBatch:
         """Meta-batch `index` of `n_tasks` tasks, images float in [0, 1] on the sampler's device.

@@ -107,6 +107,20 @@ def read_cifar(folder: Path) -> dict[str, Any]:
     }
 
 
+def check_split_lists(superclasses: dict[str, tuple[str, ...]]) -> None:
+    """Each superclass listed once over the three splits: one listed twice would make its fine classes
+    two classes each with the same images, or put a class in two splits."""
+    seen: dict[str, str] = {}
+    for split, listed in superclasses.items():
+        for i, name in enumerate(listed, start=1):
+            if name in seen:
+                raise DataError(
+                    f"{__file__}: SUPERCLASSES[{split!r}] entry {i} ({name!r}) is already listed under "
+                    f"{seen[name]!r}; each superclass belongs to one split once (torchmeta's fc100 json files)"
+                )
+            seen[name] = split
+
+
 def select(cifar: dict[str, Any], split: str, folder: Path) -> list[tuple[int, np.ndarray]]:
     """(fine label, row indices) of each class of the split, sorted by fine label."""
     coarse_index = {n: i for i, n in enumerate(cifar["coarse_names"])}
@@ -130,6 +144,7 @@ def select(cifar: dict[str, Any], split: str, folder: Path) -> list[tuple[int, n
 
 
 def plan(data_root: Path, split: str) -> SplitPlan:
+    check_split_lists(SUPERCLASSES)
     folder = find_folder(data_root)
     source_fp = fingerprint(
         stat_entries([folder / n for n in FILES], folder),

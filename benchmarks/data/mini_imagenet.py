@@ -7,6 +7,7 @@ Layout under the data root:
 Classes are sorted by label; images keep the CSV's order. A CSV row whose image file is absent is a
 missing image: the split is loaded from the images present, flagged partial in its provenance (with
 the expected and missing counts) and a warning is issued. A class with no image present is an error.
+A file listed twice, under two labels, or in two splits' CSVs is an error naming the CSV and line.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from benchmarks.data.plan import ClassFiles, SplitPlan, check_not_empty, file_bu
 NAME = "mini-imagenet"
 FOLDER = "mini-imagenet"
 SPEC = DecodeSpec(size=84, mode="RGB", resize="lanczos")
+SPLIT_NAMES = ("train", "val", "test")
 
 INFO = {
     "sources": [
@@ -37,8 +39,10 @@ INFO = {
 }
 
 
-def read_csv(path: Path) -> list[tuple[str, str]]:
-    """(filename, label) rows of a split CSV, validated."""
+def read_rows(path: Path) -> list[tuple[int, str, str]]:
+    """(line number, filename, label) of each row of a split CSV, validated: the header, two fields per
+    row, and every filename listed once (a repeated file can be drawn as a support and a query image of
+    one task, and a file under two labels belongs to no one class)."""
     try:
         with open(path, newline="") as f:
             rows = list(csv.reader(f))
@@ -48,15 +52,56 @@ def read_csv(path: Path) -> list[tuple[str, str]]:
         header = rows[0] if rows else "nothing"
         raise DataError(f"{path}: expected the header 'filename,label', found {header!r}; use Ravi's {path.name}")
     out = []
+    first: dict[str, tuple[int, str]] = {}
     for line, row in enumerate(rows[1:], start=2):
         if not row:
             continue
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
             raise DataError(f"{path}, line {line}: expected 'filename,label', found {','.join(row)!r}")
-        out.append((row[0].strip(), row[1].strip()))
+        filename, label = row[0].strip(), row[1].strip()
+        if filename in first:
+            seen_line, seen_label = first[filename]
+            if seen_label != label:
+                raise DataError(
+                    f"{path}, line {line}: {filename} is listed under label {label!r} and, at line {seen_line}, "
+                    f"under {seen_label!r}; a file belongs to one class: use Ravi's {path.name}"
+                )
+            raise DataError(
+                f"{path}, line {line}: {filename} is listed again (first at line {seen_line}); a repeated file "
+                f"can be a support and a query image of one task: remove the repeated row or use Ravi's {path.name}"
+            )
+        first[filename] = (line, label)
+        out.append((line, filename, label))
     if not out:
         raise DataError(f"{path}: no rows after the header; use Ravi's {path.name}")
     return out
+
+
+def read_csv(path: Path) -> list[tuple[str, str]]:
+    """(filename, label) rows of a split CSV, validated (read_rows)."""
+    return [(filename, label) for _, filename, label in read_rows(path)]
+
+
+def check_disjoint(csv_path: Path, rows: list[tuple[int, str, str]]) -> None:
+    """No file or label of this split is listed by another split's CSV present beside it: a test image
+    seen in training, or a class in two splits, would not be a few-shot test."""
+    files = {filename: line for line, filename, _ in rows}
+    labels = {label: line for line, _, label in rows}
+    for other in SPLIT_NAMES:
+        other_path = csv_path.with_name(f"{other}.csv")
+        if other_path == csv_path or not other_path.is_file():
+            continue
+        for line, filename, label in read_rows(other_path):
+            if filename in files:
+                what, here = f"file {filename}", files[filename]
+            elif label in labels:
+                what, here = f"label {label}", labels[label]
+            else:
+                continue
+            raise DataError(
+                f"{other_path}, line {line} and {csv_path}, line {here}: {what} is in two splits; "
+                "the splits must be disjoint: use Ravi's CSVs"
+            )
 
 
 def plan(data_root: Path, split: str) -> SplitPlan:
@@ -69,7 +114,9 @@ def plan(data_root: Path, split: str) -> SplitPlan:
             f"mini-ImageNet: {', '.join(absent) or folder} not found. Expected layout: {INFO['layout']}. "
             f"Official sources: {'; '.join(INFO['sources'])}"
         )
-    rows = read_csv(csv_path)
+    numbered = read_rows(csv_path)
+    check_disjoint(csv_path, numbered)
+    rows = [(filename, label) for _, filename, label in numbered]
     present = {e.name: e for e in os.scandir(images_dir)}
     by_label: dict[str, list[str]] = {}
     for filename, label in rows:

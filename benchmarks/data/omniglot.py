@@ -5,6 +5,10 @@ Accepted layouts under the data root (each part independently; the folder wins w
     omniglot/images_background/<Alphabet>/characterNN/*.png          (the extracted folders)
     omniglot/images_evaluation/<Alphabet>/characterNN/*.png
 
+A zip is not trusted: an entry that escapes its folder, a name listed twice, or a PNG entry that
+declares more than decode.MAX_MEMBER_BYTES uncompressed is refused, and every entry is read with
+that cap whatever it declares.
+
 Assumptions of this loader (they define the benchmark's Omniglot and appear in every provenance):
 - Split. The characters are ordered background then evaluation, each sorted by alphabet folder then
   character folder name. The first 1,100 are train, the next 100 validation, the last 423 test.
@@ -29,7 +33,7 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from benchmarks.data.cache import fingerprint, stat_entries
-from benchmarks.data.decode import DecodeSpec, ImageRef
+from benchmarks.data.decode import MAX_MEMBER_BYTES, DecodeSpec, ImageRef
 from benchmarks.data.download import fetch_verified, md5_file
 from benchmarks.data.errors import DataError, DataMissing
 from benchmarks.data.plan import ClassFiles, SplitPlan, check_not_empty, file_builder, files_provenance
@@ -104,15 +108,23 @@ def safe_member_name(name: str, archive: Path) -> PurePosixPath:
 def _zip_characters(source: PartSource) -> dict[str, list[ImageRef]]:
     try:
         with zipfile.ZipFile(source.path) as archive:
-            names = archive.namelist()
+            members = archive.infolist()
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(
             f"{source.path}: not a readable zip ({e}); it is corrupt or truncated: delete it and download "
             f"{BASE_URL}/{source.part}.zip again"
         ) from e
     characters: dict[str, list[ImageRef]] = {}
-    for name in names:
+    seen: set[str] = set()
+    for member in members:
+        name = member.filename
         path = safe_member_name(name, source.path)
+        if name in seen:  # a zip may hold one name twice: that image would be drawn twice in its class
+            raise DataError(
+                f"{source.path}: entry {name!r} appears twice in the archive; the archive is not the official one: "
+                f"delete it and download {BASE_URL}/{source.part}.zip"
+            )
+        seen.add(name)
         parts = path.parts
         if name.endswith("/"):  # a folder entry: an empty character folder still counts (and then fails)
             if len(parts) == 3 and parts[0] == source.part:
@@ -120,6 +132,12 @@ def _zip_characters(source: PartSource) -> dict[str, list[ImageRef]]:
             continue
         if path.suffix.lower() != ".png":
             continue
+        if member.file_size > MAX_MEMBER_BYTES:  # refused before anything is decompressed (decode caps reads too)
+            raise DataError(
+                f"{source.path}: entry {name!r} declares {member.file_size} bytes uncompressed, over the "
+                f"{MAX_MEMBER_BYTES} bytes an Omniglot image may have; the archive is not the official one: "
+                f"delete it and download {BASE_URL}/{source.part}.zip"
+            )
         if len(parts) != 4 or parts[0] != source.part:
             raise DataError(
                 f"{source.path}: entry {name!r} is not {source.part}/<Alphabet>/<character>/<image>.png; "

@@ -59,20 +59,34 @@ def load_split(dataset: str, split: str, data_root: Path, cache_dir: Path, progr
         only = cache.load_unverified(path, dataset, split)
         if only is None:
             raise
-        return _cache_only(only, path)
-    stored, how = cache.load_or_build(path, plan.fingerprint, lambda: plan.build(progress))
+        return _cache_only(*only, path)
+    stored, how, digest = cache.load_or_build(path, plan.fingerprint, lambda: plan.build(progress))
     data = plan.finish(stored)
-    data.provenance = {**data.provenance, "cache_file": str(path), "fingerprint": plan.fingerprint, "cache": how}
+    data.provenance = {
+        **data.provenance,
+        "cache_file": str(path),
+        "fingerprint": plan.fingerprint,
+        "cache": how,
+        "cache_sha256": digest,
+        # a reused cache was read back and its content sha256 checked; a built one is what was just decoded
+        "cache_check": "content sha256 verified" if how == "reused" else "decoded from the source files now",
+    }
     _warn_if_partial(data.provenance, plan.fingerprint)
     return data
 
 
-def _cache_only(stored: SplitData, path: Path) -> SplitData:
+def _cache_only(stored: SplitData, digest: str, path: Path) -> SplitData:
     # what turns a cached split into the served one when only the cache is there (plan.finish otherwise)
     finish = getattr(LOADERS[stored.dataset], "finish_cached", None)
     data = stored if finish is None else finish(stored)
     note = "cache only: source files absent under the data root, cache not checked against them"
-    data.provenance = {**data.provenance, "cache_file": str(path), "cache": note}
+    data.provenance = {
+        **data.provenance,
+        "cache_file": str(path),
+        "cache": note,
+        "cache_sha256": digest,
+        "cache_check": "content sha256 verified",  # intact as written; whether it matches the source is unknown
+    }
     if str(path) not in _warned_cache_only:
         _warned_cache_only.add(str(path))
         warnings.warn(f"{stored.dataset} {stored.split}: served from {path} alone ({note})", stacklevel=3)

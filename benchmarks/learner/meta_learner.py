@@ -267,18 +267,26 @@ class MetaLearner:
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self, params: Params, batch: TaskBatch) -> tuple[Tensor, Tensor]:
         """Per-task query metric (accuracy or MSE) and loss after test-time adaptation, [T] each."""
+        metric, loss, _ = self.evaluate_checked(params, batch)
+        return metric, loss
 
-        def one_task(p: Params, sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
-            outputs, _ = self.inner.query_outputs(self.features, p, sx, sy, qx, False)
-            return self._task_metric(outputs, qy), self._query_loss(outputs, qy)
+    def evaluate_checked(self, params: Params, batch: TaskBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """evaluate, plus per-task solve failure [T] bool: a kernel solve that stayed singular after its
+        jitter retries gives meaningless outputs, so its metric must not be counted as a result."""
+
+        def one_task(p: Params, sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            outputs, diag = self.inner.query_outputs(self.features, p, sx, sy, qx, False)
+            failed = diag.get("solve_failed", torch.zeros((), dtype=torch.bool, device=outputs.device))
+            return self._task_metric(outputs, qy), self._query_loss(outputs, qy), failed
 
         detached = {k: v.detach() for k, v in params.items()}
         with torch.no_grad():
             if self._batched:
-                outputs, _, _ = self._batched_outputs(detached, batch, training=False)
+                outputs, diag, _ = self._batched_outputs(detached, batch, training=False)
                 loss, metric = self._per_task_loss_and_metric(outputs, batch.query_y)
-                return metric, loss
+                failed = diag.get("solve_failed", torch.zeros(batch.n_tasks, dtype=torch.bool, device=loss.device))
+                return metric, loss, failed
             if self.strategy in ("vmap", "batched"):
                 return torch.func.vmap(one_task, in_dims=(None, 0, 0, 0, 0))(detached, *batch.tensors())
             results = [one_task(detached, *(t[i] for t in batch.tensors())) for i in range(batch.n_tasks)]
-        return torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])
+        return tuple(torch.stack([r[j] for r in results]) for j in range(3))  # type: ignore[return-value]

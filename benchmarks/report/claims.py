@@ -20,11 +20,14 @@ from benchmarks.report import published
 from benchmarks.report.compare import Paired, level, paired_combination, paired_difference
 from benchmarks.report.formatting import interval, number
 from benchmarks.report.labels import (
+    CACHE_ONLY_MARK,
+    CHECKSUM_MARK,
     CLASSIFICATION_DATASETS,
     PARTIAL_MARK,
     REDUCED_MARK,
     cell_label,
     dataset_name,
+    marks,
     meta_batch_of_variant,
     method_name,
 )
@@ -115,7 +118,7 @@ class ClaimResult:
 
 # --- shared pieces ------------------------------------------------------------------------------
 def flags(p: Paired) -> str:
-    return (REDUCED_MARK if p.reduced else "") + (PARTIAL_MARK if p.partial_splits else "")
+    return marks(p)
 
 
 def side(p: Paired) -> str:
@@ -133,9 +136,14 @@ def caveats(comparisons: list[Paired]) -> str:
         notes.append("a single seed: its CI ignores training-seed variance")
     if any(p.reduced for p in comparisons):
         notes.append(f"{REDUCED_MARK} reduced iterations")
-    partial = sorted({s for p in comparisons for s in p.partial_splits})
-    if partial:
-        notes.append(f"{PARTIAL_MARK} partial data ({', '.join(partial)} split)")
+    for mark, name, text in (
+        (PARTIAL_MARK, "partial_splits", "partial data"),
+        (CHECKSUM_MARK, "checksum_splits", "data whose checksum did not match"),
+        (CACHE_ONLY_MARK, "cache_only_splits", "data from a cache alone"),
+    ):
+        splits = sorted({s for p in comparisons for s in getattr(p, name)})
+        if splits:
+            notes.append(f"{mark} {text} ({', '.join(splits)} split{'s' if len(splits) > 1 else ''})")
     return "; ".join(notes)
 
 
@@ -222,7 +230,7 @@ def level_claim(runs: RunSet, cid: str, method: str) -> ClaimResult:
         return ClaimResult(cid, claim, paper, "–", difference, NOT_RUN, reason)
     full = {seed: run for seed, run in cell.items() if not run.reduced}
     if not full:
-        ours = f"{level_text(level(cell))}{REDUCED_MARK}"
+        ours = f"{level_text(level(cell))}{flags(level(cell))}"  # flags: † and any data marks
         reason = f"reduced iterations in grid {runs.grid}: run the paper grid for the full protocol"
         return ClaimResult(cid, claim, paper, ours, difference, NOT_COMPARABLE, reason)
     ours_level = level(full)

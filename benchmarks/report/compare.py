@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.common.stats import BootstrapCI, MeanCI, hierarchical_bootstrap, mean_ci95, seed_spread
-from benchmarks.report.runs import Cell
+from benchmarks.report.runs import Cell, Run
 
 # accuracy is stored as a fraction and shown in %; MSE is shown as it is
 SCALE = {"accuracy": 100.0, "mse": 1.0}
@@ -29,6 +29,14 @@ def metric_of(cells: Sequence[Cell]) -> str:
     return metrics.pop()  # type: ignore[return-value]
 
 
+def provenance_flags(runs: Sequence[Run]) -> dict[str, tuple[str, ...]]:
+    """The union over runs of the splits behind each data flag (partial, checksum mismatch, cache only)."""
+    return {
+        name: tuple(sorted({s for r in runs for s in getattr(r, name)}))
+        for name in ("partial_splits", "checksum_splits", "cache_only_splits")
+    }
+
+
 @dataclass(frozen=True)
 class CellSummary:
     """Mean and episode CI pooled over seeds, seed spread, and bookkeeping of one cell."""
@@ -40,6 +48,8 @@ class CellSummary:
     episodes_per_seed: tuple[int, ...]  # in seed order
     reduced: bool
     partial_splits: tuple[str, ...]
+    checksum_splits: tuple[str, ...]
+    cache_only_splits: tuple[str, ...]
     iterations: tuple[int, ...]
     best_iterations: tuple[int, ...]
 
@@ -59,7 +69,7 @@ def summarize(cell: Cell) -> CellSummary:
         seeds=seeds,
         episodes_per_seed=tuple(r.per_episode.size for r in runs),
         reduced=any(r.reduced for r in runs),
-        partial_splits=tuple(sorted({s for r in runs for s in r.partial_splits})),
+        **provenance_flags(runs),
         iterations=tuple(r.iterations_done for r in runs if r.iterations_done is not None),
         best_iterations=tuple(r.best_iteration for r in runs if r.best_iteration is not None),
     )
@@ -74,6 +84,8 @@ class Paired:
     seeds: tuple[int, ...]
     reduced: bool
     partial_splits: tuple[str, ...]
+    checksum_splits: tuple[str, ...]
+    cache_only_splits: tuple[str, ...]
 
     @property
     def unit(self) -> str:
@@ -96,7 +108,7 @@ def paired_combination(terms: Sequence[tuple[float, Cell]]) -> Paired | None:
         ci=hierarchical_bootstrap(groups),
         seeds=seeds,
         reduced=any(r.reduced for r in runs),
-        partial_splits=tuple(sorted({p for r in runs for p in r.partial_splits})),
+        **provenance_flags(runs),
     )
 
 

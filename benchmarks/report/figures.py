@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,13 +58,15 @@ COST_UNITS = {
     "peak_memory_mb": "MB",
 }
 REDUCED_LABEL = f"reduced iterations ({REDUCED_MARK}, hollow)"
-# the file names this module writes; the report writer removes stale files of these forms only
-FIGURE_PREFIXES = ("validation-", "regularizer-", "meta-batch-", "cost-", "paired-vs-maml-")
 
 
 # cost axes go logarithmic only when values span more than this factor (e.g. sinusoid vs mini-ImageNet);
 # the cost figure plots points, whose position (not length) carries the value, so a log axis is sound
 LOG_SCALE_ABOVE = 20.0
+# the file names of every figure the report draws: `report` deletes a PNG only when it matches one of them
+FIGURE_NAME = re.compile(r"(validation|regularizer|meta-batch|cost|paired-vs-maml)-[a-z0-9-]+\.png")
+
+
 # plain numbers on log axes ('40', '100' rather than '4 x 10^1')
 PLAIN = ticker.FuncFormatter(lambda value, _: f"{value:g}")
 # at most this many markers along one validation curve (a 60,000-iteration run has 120 points)
@@ -81,7 +84,7 @@ class RenderedFigure:
 
 def is_figure_name(name: str) -> bool:
     """Whether a file name is of a form this module writes (so a stale one may be removed)."""
-    return name.endswith(".png") and name.startswith(FIGURE_PREFIXES)
+    return bool(FIGURE_NAME.fullmatch(name))
 
 
 def color(method: str) -> str:

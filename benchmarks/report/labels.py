@@ -17,8 +17,21 @@ AMFS_FAMILY = ("i-amfs", "o-amfs", "amfs")
 REGULARIZER_VARIANTS = ("default", "reg-none", "reg-mu-only", "reg-gamma-only")
 REDUCED_MARK = "†"  # reduced-iteration runs (config.reduced)
 PARTIAL_MARK = "‡"  # runs on partial data (data.<split>.partial)
+CHECKSUM_MARK = "§"  # runs on data whose published checksum did not match (data.<split>.checksum "mismatch ...")
+CACHE_ONLY_MARK = "¶"  # runs on a split served from its cache alone (data.<split>.cache "cache only ...")
 _META_BATCH = re.compile(r"^meta-batch-(\d+)$")
 _WAY_SHOT = re.compile(r"^(\d+)w(\d+)s$")
+
+
+def marks(x: object) -> str:
+    """The marks of a run, cell summary or paired comparison (anything with `reduced` and the
+    `*_splits` data flags of report.runs.Run)."""
+    return (
+        (REDUCED_MARK if getattr(x, "reduced", False) else "")
+        + (PARTIAL_MARK if getattr(x, "partial_splits", ()) else "")
+        + (CHECKSUM_MARK if getattr(x, "checksum_splits", ()) else "")
+        + (CACHE_ONLY_MARK if getattr(x, "cache_only_splits", ()) else "")
+    )
 
 
 def dataset_name(dataset: str) -> str:

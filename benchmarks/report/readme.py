@@ -8,7 +8,15 @@ from collections import Counter
 from benchmarks.common.tables import markdown as table
 from benchmarks.report.claims import VERDICTS, ClaimResult
 from benchmarks.report.figures import RenderedFigure
-from benchmarks.report.labels import PARTIAL_MARK, REDUCED_MARK, cell_label, dataset_name, dataset_order
+from benchmarks.report.labels import (
+    CACHE_ONLY_MARK,
+    CHECKSUM_MARK,
+    PARTIAL_MARK,
+    REDUCED_MARK,
+    cell_label,
+    dataset_name,
+    dataset_order,
+)
 from benchmarks.report.runs import RunSet
 from benchmarks.report.tables import (
     TF32_TOLERANCE_PP,
@@ -19,6 +27,7 @@ from benchmarks.report.tables import (
 )
 from benchmarks.runs.assumptions import ASSUMPTIONS
 
+HEADING = "# Results of grid `{grid}`"  # the first line of every report; `report` recognises its own by it
 METHOD_TEXT = (
     "Differences are paired: two runs with the same dataset, setting and seed were evaluated on the same "
     "test episodes, so the per-episode difference is one sample. Its 95% CI comes from a bootstrap that "
@@ -57,32 +66,85 @@ def claims_section(claims: list[ClaimResult], heading: str = "##") -> str:
     return "\n\n".join(parts)
 
 
-def _partial_descriptions(runs: RunSet) -> list[str]:
-    """'mini-ImageNet train: 22400 of 38400 images' for each partial split, from the records' provenance."""
+def _split_descriptions(runs: RunSet, flag: str, detail) -> list[str]:
+    """'<dataset> <split><detail>' for each split behind a data flag ('partial_splits', ...), from the records'
+    provenance, in dataset order."""
     found = set()
     for run in runs.done:
-        for split in run.partial_splits:
-            provenance = run.record["data"][split]
-            images, expected = provenance.get("images"), provenance.get("expected_images")
-            counts = f": {images} of {expected} images" if images is not None and expected is not None else ""
-            found.add((dataset_order(run.dataset), f"{dataset_name(run.dataset)} {split}{counts}"))
+        for split in getattr(run, flag):
+            text = f"{dataset_name(run.dataset)} {split}{detail(run.record['data'][split])}"
+            found.add((dataset_order(run.dataset), text))
     return [text for _, text in sorted(found)]
+
+
+def _counts(provenance: dict) -> str:
+    """': 22400 of 38400 images' for a partial split."""
+    images, expected = provenance.get("images"), provenance.get("expected_images")
+    return f": {images} of {expected} images" if images is not None and expected is not None else ""
+
+
+def _mismatched(provenance: dict) -> str:
+    """' (images_background.zip)' for the source files whose checksum did not match."""
+    checksum = provenance.get("checksum")
+    if isinstance(checksum, dict):
+        parts = [f"{part}.zip" for part, state in sorted(checksum.items()) if str(state).startswith("mismatch")]
+        return f" ({', '.join(parts)})" if parts else ""
+    return ""
+
+
+def _cache_file(provenance: dict) -> str:
+    """' (omniglot-test-v2.pt, content sha256 verified)': the cache file, and whether its content was checked
+    (caches of version 1 carried no checksum)."""
+    name = str(provenance.get("cache_file") or "").replace("\\", "/").rsplit("/", 1)[-1] or "cache file not recorded"
+    checked = provenance.get("cache_check") == "content sha256 verified"
+    return f" ({name}, content {'sha256 verified' if checked else 'not verified'})"
+
+
+# (flag attribute of report.runs.Run, mark, what it means, detail of each split, what follows from it)
+DATA_FLAGS = (
+    (
+        "partial_splits",
+        PARTIAL_MARK,
+        "partial data",
+        "a split the run used is incomplete",
+        _counts,
+        "no run used a partial split",
+    ),
+    (
+        "checksum_splits",
+        CHECKSUM_MARK,
+        "checksum mismatch",
+        "a source file the run read does not have its published checksum, so the data may differ from the "
+        "official release",
+        _mismatched,
+        "no run read a source file whose published checksum did not match",
+    ),
+    (
+        "cache_only_splits",
+        CACHE_ONLY_MARK,
+        "cache only",
+        "a split was served from its cache alone, with no source files to check it against",
+        _cache_file,
+        "every run's data was checked against its source files",
+    ),
+)
 
 
 def _flags_text(runs: RunSet) -> str:
     reduced = sum(r.reduced for r in runs.done)
-    partial_runs = sum(bool(r.partial_splits) for r in runs.done)
     lines = [
         f"- {REDUCED_MARK} reduced iterations ({reduced} of {len(runs.done)} runs): the grid shortens the "
         "protocol, so levels are not comparable with published numbers; paired comparisons within the grid are.",
     ]
-    if partial_runs:
-        lines.append(
-            f"- {PARTIAL_MARK} partial data ({partial_runs} of {len(runs.done)} runs): a split the run used is "
-            f"incomplete ({'; '.join(_partial_descriptions(runs))}). See each record's `data` field."
-        )
-    else:
-        lines.append(f"- {PARTIAL_MARK} partial data: no run used a partial split.")
+    for flag, mark, name, meaning, detail, none in DATA_FLAGS:
+        flagged = sum(bool(getattr(r, flag)) for r in runs.done)
+        if flagged:
+            lines.append(
+                f"- {mark} {name} ({flagged} of {len(runs.done)} runs): {meaning} "
+                f"({'; '.join(_split_descriptions(runs, flag, detail))}). See each record's `data` field."
+            )
+        else:
+            lines.append(f"- {mark} {name}: {none}.")
     return "\n".join(lines)
 
 
@@ -195,7 +257,7 @@ def render_readme(runs: RunSet, claims: list[ClaimResult], figures: list[Rendere
     datasets = ", ".join(dataset_name(d) for d in runs.datasets()) or "none"
     not_run = sum(1 for r in runs.failed if str(r.reason or "").startswith("not run:"))
     intro = (
-        f"# Results of grid `{runs.grid}`\n\n"
+        f"{HEADING.format(grid=runs.grid)}\n\n"
         f"Generated by `python -m benchmarks report --grid {runs.grid}` from the stored run records: every number "
         "is computed from them, except the published values, each shown with its source "
         "(benchmarks/report/published.py). The same records always give the same file.\n\n"

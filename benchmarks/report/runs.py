@@ -50,6 +50,8 @@ class Run:
     metric: str | None
     reduced: bool
     partial_splits: tuple[str, ...]
+    checksum_splits: tuple[str, ...]  # splits read from a source whose published checksum did not match
+    cache_only_splits: tuple[str, ...]  # splits served from a cache alone, not checked against source files
     per_episode: np.ndarray = field(compare=False, repr=False)
     record: dict[str, Any] = field(compare=False, repr=False)
 
@@ -88,11 +90,26 @@ class Run:
         return str(env.get("device", "unknown")), str(env.get("device_name", "unknown"))
 
 
-def _partial_splits(data: Any) -> tuple[str, ...]:
-    """Names of the data splits marked partial (`data.<split>.partial`)."""
+def _splits_where(data: Any, test) -> tuple[str, ...]:
+    """Names of the data splits whose provenance passes test."""
     if not isinstance(data, dict):
         return ()
-    return tuple(sorted(name for name, split in data.items() if isinstance(split, dict) and split.get("partial")))
+    return tuple(sorted(name for name, split in data.items() if isinstance(split, dict) and test(split)))
+
+
+def _partial(split: dict[str, Any]) -> bool:
+    return bool(split.get("partial"))
+
+
+def _checksum_mismatch(split: dict[str, Any]) -> bool:
+    """`checksum` is one state or one per source file (Omniglot's two zips): 'ok', 'mismatch (...)', 'not ...'."""
+    checksum = split.get("checksum")
+    states = checksum.values() if isinstance(checksum, dict) else [checksum]
+    return any(str(state).startswith("mismatch") for state in states)
+
+
+def _cache_only(split: dict[str, Any]) -> bool:
+    return str(split.get("cache", "")).startswith("cache only")
 
 
 def _per_episode(record: dict[str, Any], path: Path, dataset: str) -> tuple[str, np.ndarray]:
@@ -151,7 +168,9 @@ def parse_run(record: dict[str, Any], path: Path, grid: str) -> Run:
         variant=str(record.get("variant") or "default"),
         metric=metric,
         reduced=bool(config.get("reduced") or training.get("reduced")),
-        partial_splits=_partial_splits(record.get("data")),
+        partial_splits=_splits_where(record.get("data"), _partial),
+        checksum_splits=_splits_where(record.get("data"), _checksum_mismatch),
+        cache_only_splits=_splits_where(record.get("data"), _cache_only),
         per_episode=per_episode,
         record=record,
     )

@@ -9,7 +9,7 @@ from benchmarks.common.tables import markdown as table
 from benchmarks.report import published
 from benchmarks.report.compare import paired_difference, summarize
 from benchmarks.report.formatting import DASH, interval, mean_pm, number
-from benchmarks.report.labels import PARTIAL_MARK, REDUCED_MARK, cell_label, method_name, setting_order
+from benchmarks.report.labels import cell_label, marks, method_name, setting_order
 from benchmarks.report.runs import RunSet
 
 DIGITS = {"accuracy": 2, "mse": 3}
@@ -41,7 +41,7 @@ def result_table(runs: RunSet, dataset: str, setting: str) -> str:
         own_default = runs.cell(dataset, setting, method) if variant != "default" else None
         own_delta = _paired_interval(cell, own_default, digits)
         refs = published.published_for(method, dataset, setting) if variant == "default" else []
-        marks = (REDUCED_MARK if summary.reduced else "") + (PARTIAL_MARK if summary.partial_splits else "")
+        flags = marks(summary)
         rows.append(
             (
                 method_name(method),
@@ -55,7 +55,7 @@ def result_table(runs: RunSet, dataset: str, setting: str) -> str:
                 _compact(summary.iterations),
                 _compact(summary.best_iterations),
                 "; ".join(p.display() for p in refs) or DASH,
-                marks or DASH,
+                flags or DASH,
             )
         )
     unit = "MSE" if metric == "mse" else "pp"

@@ -1,5 +1,8 @@
 """`python -m benchmarks run` and `list`: expand a grid, skip finished runs, hand the rest to an
-executor, and say what happened."""
+executor, and say what happened.
+
+Exit codes of `run`: 0 when every run it ran finished (or was submitted); 1 when any failed, the last
+line saying how many; 2 when the grid cannot be run at all (bad grid or settings, conflicting results)."""
 
 from __future__ import annotations
 
@@ -13,14 +16,14 @@ from benchmarks.runs.context import RunContext
 from benchmarks.runs.executors import ExecutorOptions
 from benchmarks.runs.grids import Grid, load_grid
 from benchmarks.runs.status import run_status, runs_to_do
-from benchmarks.runs.store import ResultsStore
+from benchmarks.runs.store import ResultsStore, StoreError
 
 
 def _grid(name: str, assignments: list[str], only: str | None) -> Grid | None:
     """The grid with its --set overrides, or None after printing why it cannot be loaded."""
     try:
         return load_grid(name, parse_assignments(assignments), only)
-    except ConfigError as e:
+    except (ConfigError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return None
 
@@ -59,8 +62,20 @@ def run_grid(
     counts: dict[str, Any] = {s: statuses.count(s) for s in sorted(set(statuses))}
     print(f"\nfinished: {', '.join(f'{n} {s}' for s, n in counts.items()) or 'nothing to do'}; results in {store.root}")
     for spec in todo:
-        record = store.read_record(spec.run_id)
+        try:
+            record = store.read_record(spec.run_id)
+        except StoreError as e:
+            print(f"  {spec.key}: {e}")
+            continue
         if record is not None and record["status"] != "done":
             print(f"  {spec.key}: {record['reason']}")
-    print(f"see `python -m benchmarks list --grid {grid_name}` and `python -m benchmarks report --grid {grid_name}`")
+    print(f"see `python -m benchmarks list --grid {grid_name}` and `python -m benchmarks report --grid {grid.name}`")
+    failed = statuses.count("failed")
+    if failed:
+        print(f"{failed} of {len(todo)} runs failed (grid {grid.name}); their reasons are above")
+        return 1
+    if not todo:
+        print(f"nothing to run in grid {grid.name}: each of its {len(grid.runs)} runs is done or running")
+    else:
+        print(f"all {len(todo)} runs {'submitted' if 'submitted' in statuses else 'finished'} (grid {grid.name})")
     return 0

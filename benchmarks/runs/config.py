@@ -10,6 +10,7 @@ error that lists the valid ones. Types follow the defaults (an int key given 2.5
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
 
 from benchmarks.data.datasets import CLASSIFICATION, DATASETS, UnknownDataset, dataset_info
@@ -299,16 +300,47 @@ def protocol_rows() -> list[dict[str, str]]:
     return rows
 
 
+# (key, lower bound, whether the bound itself is allowed): numeric settings outside these ranges are refused
+RANGES: tuple[tuple[str, float, bool], ...] = (
+    ("meta_batch", 1, True),
+    ("iterations", 1, True),
+    ("test_episodes", 1, True),
+    ("val_every", 1, True),
+    ("val_episodes", 1, True),
+    ("checkpoint_every", 1, True),
+    ("k_shot", 1, True),
+    ("query_train", 1, True),
+    ("query_test", 1, True),
+    ("seed", 0, True),
+    ("backbone.filters", 1, True),
+    ("inner.steps_train", 0, True),
+    ("inner.steps_test", 0, True),
+    ("kernel.max_jitter_retries", 0, True),
+    ("meta_lr", 0.0, False),
+    ("inner.step_size", 0.0, False),
+    ("kernel.lambda_init", 0.0, False),
+    ("kernel.scale_init", 0.0, False),
+    ("regularizer.mu", 0.0, True),
+    ("regularizer.gamma", 0.0, True),
+)
+SIGNS = ("regularizer.mu_sign", "regularizer.gamma_sign")
+
+
 def validate(config: dict[str, Any], where: str) -> None:
-    """Value checks that types alone do not catch."""
-    positive = ["meta_batch", "iterations", "test_episodes", "val_every", "val_episodes", "checkpoint_every", "k_shot"]
-    for key in positive:
-        if config[key] < 1:
-            raise ConfigError(f"{where}: {key} must be >= 1, got {config[key]}")
+    """Value checks that types alone do not catch: finite numbers, ranges, signs, choices."""
+    for key, value in config.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}: {key} must be a finite number, got {value!r}")
+    for key, bound, inclusive in RANGES:
+        value = config[key]
+        if value < bound or (value == bound and not inclusive):
+            relation = ">=" if inclusive else ">"
+            raise ConfigError(f"{where}: {key} must be {relation} {bound:g}, got {value!r}")
+    for key in SIGNS:
+        if config[key] not in (1.0, -1.0):
+            raise ConfigError(f"{where}: {key} must be +1 or -1, got {config[key]!r}")
     if dataset_info(config["dataset"]).task == CLASSIFICATION and config["n_way"] < 2:
         raise ConfigError(f"{where}: n_way must be >= 2 for classification, got {config['n_way']}")
-    if config["meta_lr"] <= 0:
-        raise ConfigError(f"{where}: meta_lr must be > 0")
     for key, valid in choices().items():
         if config[key] not in valid:
             raise ConfigError(f"{where}: {key} must be one of {valid}, got {config[key]!r}")

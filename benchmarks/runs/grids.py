@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common.files import is_plain_name
 from benchmarks.data.datasets import dataset_info
 from benchmarks.learner.registry import METHODS, method_spec
 from benchmarks.runs.config import ConfigError, check_keys, resolve
@@ -65,18 +66,42 @@ def setting_name(config: dict[str, Any]) -> str:
     return dataset_info(config["dataset"]).setting_name(config["n_way"], config["k_shot"])
 
 
+def check_grid_name(name: str) -> str:
+    """name, if it is a plain grid name (letters, digits, '-', '_', '.' not leading); else a ConfigError.
+    A grid's name is a folder under the results and reports folders, so it must stay one folder."""
+    if not is_plain_name(name):
+        raise ConfigError(
+            f"grid name {name!r} is not a plain name (letters, digits, '-', '_' and '.', not starting with '.'); "
+            "name a grid of benchmarks/configs, or, for `run` only, pass a .toml path"
+        )
+    return name
+
+
 def grid_path(name: str) -> Path:
     """A named grid (benchmarks/configs/NAME.toml) or a path to a TOML file."""
     candidate = Path(name)
     if candidate.suffix == ".toml":
-        if not candidate.exists():
+        if not candidate.is_file():
             raise ConfigError(f"grid file {candidate} does not exist")
         return candidate
+    check_grid_name(name)
     path = CONFIG_DIR / f"{name}.toml"
     if not path.exists():
         names = sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
         raise ConfigError(f"unknown grid {name!r}; named grids: {', '.join(names)} (or pass a .toml path)")
     return path
+
+
+def _methods(value: Any, where: str) -> list[str]:
+    """A grid's list of method names, each known to the registry; else a ConfigError saying which is not."""
+    if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+        raise ConfigError(f"{where} must be a list of method names, got {value!r}")
+    for m in value:
+        try:
+            method_spec(m)
+        except KeyError as e:
+            raise ConfigError(f"{where}: {e.args[0]}") from e
+    return value
 
 
 def load_grid(name: str, overrides: dict[str, Any] | None = None, only: str | None = None) -> Grid:
@@ -91,24 +116,32 @@ def load_grid(name: str, overrides: dict[str, Any] | None = None, only: str | No
     if unknown:
         raise ConfigError(f"{path}: unknown grid field(s) {sorted(unknown)}; valid: {sorted(GRID_KEYS)}")
     grid_name = path.stem
-    methods = raw.get("methods", list(METHODS))
-    for m in methods:
-        method_spec(m)
+    if not is_plain_name(grid_name):
+        raise ConfigError(f"{path}: the file name makes the grid name {grid_name!r}, not a plain name; rename it")
+    methods = _methods(raw.get("methods", list(METHODS)), f"{path}: methods")
     seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(type(s) is int and s >= 0 for s in seeds):
+        raise ConfigError(f"{path}: seeds must be a non-empty list of integers >= 0, got {seeds!r}")
     defaults = raw.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: [defaults] must be a table, got {defaults!r}")
     check_keys(defaults, f"{path} [defaults]")
     overrides = overrides or {}
     runs: list[RunSpec] = []
     seen: set[str] = set()  # resolved configs already listed
     for i, setting in enumerate(raw.get("setting", [])):
+        if not isinstance(setting, dict):
+            raise ConfigError(f"{path}: each [[setting]] must be a table, got {setting!r}")
         check_keys(setting, f"{path} [[setting]] #{i + 1}")
         variants = [("default", methods, {})]
         for j, v in enumerate(raw.get("variant", [])):
             where = f"{path} [[variant]] #{j + 1}"
-            if "name" not in v or "set" not in v:
-                raise ConfigError(f"{where}: a variant needs `name` and `set`")
+            if not isinstance(v, dict) or "name" not in v or "set" not in v or not isinstance(v["set"], dict):
+                raise ConfigError(f"{where}: a variant needs `name` and a table `set`")
+            if not isinstance(v["name"], str) or not is_plain_name(v["name"]):
+                raise ConfigError(f"{where}: variant name {v['name']!r} is not a plain name (letters, digits, -, _)")
             check_keys(v["set"], where)
-            variants.append((v["name"], v.get("methods", methods), v["set"]))
+            variants.append((v["name"], _methods(v.get("methods", methods), f"{where}: methods"), v["set"]))
         for variant, variant_methods, values in variants:
             for method in variant_methods:
                 for seed in seeds:

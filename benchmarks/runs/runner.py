@@ -4,6 +4,7 @@ and writes the run's record atomically; a run that cannot finish is recorded as 
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import statistics
@@ -51,11 +52,52 @@ def base_record(spec: RunSpec) -> dict[str, Any]:
 
 
 def failed_record(spec: RunSpec, reason: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {**base_record(spec), "status": "failed", "reason": reason, **(extra or {})}
+    return {**base_record(spec), "status": "failed", "reason": reason, **json_safe(extra or {})}
+
+
+def json_safe(value: Any) -> Any:
+    """value with every non-finite float replaced by its name ('nan', 'inf', '-inf'): records are strict
+    JSON, and a failed run's diagnostics are exactly where such numbers turn up."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+class RecordNotWritten(RuntimeError):
+    """The record of a run could not be written (full disk, read-only folder): the run has no result yet."""
+
+
+def _write(store: ResultsStore, record: dict[str, Any]) -> None:
+    try:
+        store.write_record(record)
+    except OSError as e:
+        checkpoint = store.checkpoint_path(record["run_id"])
+        kept = (
+            f"its checkpoint {checkpoint} is kept, so the next run of the grid tests it again without retraining"
+            if checkpoint.exists()
+            else "no checkpoint of it exists"
+        )
+        raise RecordNotWritten(
+            f"cannot write the {record['status']} record {store.record_path(record['run_id'])} ({e}); {kept}: "
+            "free space or fix the folder, then run the grid again"
+        ) from e
 
 
 def run_one(spec: RunSpec, context: RunContext) -> str:
-    """Train, test and store one run. Returns its final status ("done" or "failed")."""
+    """Train, test and store one run. Returns its final status ("done" or "failed"); "failed" too when no
+    record could be written (the reason is printed, and the checkpoint kept)."""
+    try:
+        return _run_one(spec, context)
+    except RecordNotWritten as e:
+        print(f"[failed] {spec.key}: {e}", file=sys.stderr)
+        return "failed"
+
+
+def _run_one(spec: RunSpec, context: RunContext) -> str:
     from benchmarks.data import DataError
     from benchmarks.runs.trainer import RunFailure, Trainer
 
@@ -71,13 +113,17 @@ def run_one(spec: RunSpec, context: RunContext) -> str:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     marker = store.running_path(spec.run_id)
-    atomic_write_json(marker, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
+    try:
+        atomic_write_json(marker, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
+    except OSError as e:
+        raise RecordNotWritten(f"cannot write the running marker {marker} ({e}); the run was not started") from e
     trainer = None
     try:
         try:
             sources = _sources(spec, context, device)
         except DataError as e:
-            store.write_record(failed_record(spec, f"{NOT_RUN_PREFIX}data absent or unusable: {e}"))
+            _write(store, failed_record(spec, f"{NOT_RUN_PREFIX}data absent or unusable: {e}"))
+            print(f"[failed] {spec.key}: {NOT_RUN_PREFIX}data absent or unusable: {e}", file=sys.stderr)
             return "failed"
         trainer = Trainer(spec, sources, device, store.checkpoint_path(spec.run_id), context.progress)
         _CURRENT[0] = trainer
@@ -118,17 +164,25 @@ def run_one(spec: RunSpec, context: RunContext) -> str:
                 "resumed_from_iteration": state.resumed_from,
             },
         }
-        store.write_record(record)
+        _write(store, record)
+        # only once the record is durably written (atomic_write_json fsyncs it and its folder)
         store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
         return "done"
-    except (RunFailure, torch.cuda.OutOfMemoryError, ConfigError, ValueError, RuntimeError) as e:
+    except (RunFailure, DataError, torch.cuda.OutOfMemoryError, ConfigError, ValueError, RuntimeError) as e:
+        if isinstance(e, RecordNotWritten):
+            raise
         reason = f"{type(e).__name__}: {e}"
-        extra = {}
+        extra: dict[str, Any] = {}
         if trainer is not None:
-            extra["faults"] = {"jitter_retries": trainer.state.jitter_retries, "failed_at": trainer.state.iteration}
-        store.write_record(failed_record(spec, reason, extra))
+            extra["faults"] = {
+                "jitter_retries": trainer.state.jitter_retries,
+                "failed_at": trainer.state.iteration,
+                "recovered": trainer.state.recovered,
+                "resumed_from_iteration": trainer.state.resumed_from,
+            }
+        _write(store, failed_record(spec, reason, extra))
         print(f"[failed] {spec.key}: {reason}", file=sys.stderr)
-        if not isinstance(e, (RunFailure, torch.cuda.OutOfMemoryError)):
+        if not isinstance(e, (RunFailure, DataError, torch.cuda.OutOfMemoryError)):
             traceback.print_exc()
         return "failed"
     finally:

@@ -4,7 +4,8 @@ record, and never overwritten by anything but a newer attempt at the same run.
 
 Layout of results/<grid>/:
     runs/<run_id>.json          the record of a finished (status "done") or failed run
-    checkpoints/<run_id>.pt     training state of an unfinished run (deleted when it finishes)
+    checkpoints/<run_id>.pt     training state of an unfinished run (a checked file: content sha256,
+                                tensors and plain values only; deleted once its record is written)
     running/<run_id>.json       a marker while a process works on the run (pid, host, start)
 
 Record schema (version 1), every field written by benchmarks/runs/runner.py:
@@ -31,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common.files import atomic_write_json
+from benchmarks.common.files import atomic_write_json, is_plain_name, remove_orphan_temporaries
 
 SCHEMA_VERSION = 1
 NOT_RUN_PREFIX = "not run: "  # reason of a failed record whose run could not start (data absent ...)
@@ -42,11 +43,18 @@ class StoreError(RuntimeError):
 
 
 class ResultsStore:
-    """results/<grid>/: records, checkpoints and running markers of one grid."""
+    """results/<grid>/: records, checkpoints and running markers of one grid.
+
+    Opening a store deletes the temporary files that interrupted atomic writes left in its folders
+    (common/files.remove_orphan_temporaries: only `.<name>.XXXXXXXX.tmp` files older than a minute)."""
 
     def __init__(self, root: Path, grid: str):
+        if not is_plain_name(grid):
+            raise StoreError(f"grid name {grid!r} is not a plain name (letters, digits, '-', '_', '.' not leading)")
         self.root = Path(root) / grid
         self.grid = grid
+        for folder in (self.runs_dir, self.root / "checkpoints", self.root / "running"):
+            remove_orphan_temporaries(folder)
 
     @property
     def runs_dir(self) -> Path:

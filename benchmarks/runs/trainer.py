@@ -6,7 +6,6 @@ and ends with the same numbers as an uninterrupted one."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import statistics
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from benchmarks.common.files import atomic_write_bytes
+from benchmarks.common.checked import ChecksumError, load_checked, save_checked
 from benchmarks.common.stats import mean_ci95
 from benchmarks.data.datasets import dataset_info
 from benchmarks.device.execution import Execution, apply_precision
@@ -25,6 +24,7 @@ from benchmarks.runs.build import assemble
 from benchmarks.runs.grids import RunSpec
 
 EVAL_CHUNK = 25  # test/validation tasks evaluated per call: bounds memory, amortises overhead
+CHECKPOINT_KEYS = frozenset({"config", "numerics", "params", "best_params", "optimizer", "state"})
 
 
 class RunFailure(RuntimeError):
@@ -74,37 +74,75 @@ class Trainer:
         return dataclasses.replace(self.assembly.execution, graph=self.update.graph)
 
     # --- checkpoints ----------------------------------------------------------------------
+    def numerics(self) -> dict[str, Any]:
+        """What changes the numbers of a run besides its config: resuming under anything else would mix two
+        computations into a number neither gives. CPU thread count changes the order of reductions; on
+        CUDA it does not touch the computation, so it is left out there."""
+        out: dict[str, Any] = {
+            "device": self.device.type,
+            "torch": str(torch.__version__),
+            "execution": self.assembly.execution.as_dict(),
+        }
+        if self.device.type == "cpu":
+            out["threads"] = torch.get_num_threads()
+        return out
+
     def save_checkpoint(self) -> None:
+        """The training state as a checked file (common/checked.py: content sha256, tensors and plain values
+        only, so that resuming never runs code from the results folder)."""
         payload = {
             "config": self.config,
+            "numerics": self.numerics(),
             "params": {k: v.detach().cpu() for k, v in self.params.items()},
-            "best_params": {k: v.cpu() for k, v in self.best_params.items()},
+            "best_params": {k: v.detach().cpu() for k, v in self.best_params.items()},
             "optimizer": self.optimizer.state_dict(),
-            "state": self.state.__dict__,
+            "state": dataclasses.asdict(self.state),
         }
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)
-        atomic_write_bytes(self.checkpoint, buffer.getvalue())
+        save_checked(self.checkpoint, payload)
+
+    def _restart(self, why: str) -> bool:
+        self.state.recovered.append(f"checkpoint {self.checkpoint.name} not used ({why}); restarted from iteration 0")
+        return False
 
     def try_resume(self) -> bool:
-        """Load the checkpoint if there is one for this exact config."""
+        """Load the checkpoint if there is one for this exact config and numerics.
+
+        A checkpoint that fails its checksum, is not a checkpoint of this code, or was written under other
+        numerics (threads, device type, execution, torch version) is not used: the run restarts from
+        iteration 0 and its record's faults say why. A checkpoint of another config is an error (the grid
+        changed under a stored run)."""
         if not self.checkpoint.exists():
             return False
         try:
-            payload = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
-        except Exception as e:  # a checkpoint is only a cache of progress: start over, say so
-            self.state.recovered.append(f"unreadable checkpoint ignored ({type(e).__name__}); restarted")
-            return False
+            payload, _ = load_checked(self.checkpoint)
+        except ChecksumError as e:
+            return self._restart(str(e))
+        if not isinstance(payload, dict) or not set(payload) >= CHECKPOINT_KEYS:
+            return self._restart("not a checkpoint of this version")
         if payload["config"] != self.config:
             raise RunFailure(
                 f"checkpoint {self.checkpoint} was written with a different config; delete it to restart this run"
             )
+        now = self.numerics()
+        if payload.get("numerics") != now:
+            then = payload.get("numerics") or {}
+            changed = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k)) or ["not recorded"]
+            detail = ", ".join(f"{k}: {then.get(k)!r} then, {now.get(k)!r} now" for k in changed)
+            return self._restart(f"written under other numerics ({detail})")
+        try:
+            state = TrainState(**payload["state"])
+            for name in ("params", "best_params"):
+                saved = payload[name]
+                if set(saved) != set(self.params) or any(saved[k].shape != self.params[k].shape for k in saved):
+                    raise ValueError(f"its {name} do not match this run's parameters")
+            self.optimizer.load_state_dict(payload["optimizer"])  # checks its shapes before changing anything
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            return self._restart(f"malformed: {e}")
         with torch.no_grad():
             for k, v in payload["params"].items():
                 self.params[k].copy_(v)
         self.best_params = {k: v.to(self.device) for k, v in payload["best_params"].items()}
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.state = TrainState(**payload["state"])
+        self.state = state
         self.state.resumed_from.append(self.state.iteration)
         return True
 
@@ -149,9 +187,13 @@ class Trainer:
             batch = self._train_batch(it + 1) if it + 1 < total else None
             loss = step.task_losses.mean().item()
             if bool(step.solve_failed):
-                raise RunFailure(f"kernel solve exhausted its jitter retries at iteration {it}")
+                raise RunFailure(
+                    f"kernel solve exhausted its jitter retries at iteration {it} (kernel.max_jitter_retries="
+                    f"{cfg['kernel.max_jitter_retries']}); raise kernel.lambda_init or kernel.max_jitter_retries"
+                )
             if not math.isfinite(loss):
-                raise RunFailure(f"non-finite meta-training loss at iteration {it}")
+                hint = self._divergence_hint()
+                raise RunFailure(f"diverged: non-finite meta-training loss at iteration {it}; {hint}")
             self._sync()
             self.state.iteration_ms.append((time.perf_counter() - t0) * 1000)
             self.state.jitter_retries += int(step.jitter_retries)
@@ -165,7 +207,9 @@ class Trainer:
                 self.state.loss_window = []
                 self.validate()
             self.state.train_seconds = time.perf_counter() - started
-            if done % cfg["checkpoint_every"] == 0 and done < total:
+            # the last iteration is checkpointed too: a run whose record cannot be written (full disk) is
+            # then tested again from it on the next attempt, not trained again
+            if done % cfg["checkpoint_every"] == 0 or done == total:
                 self.save_checkpoint()
             bar.update(1)
             postfix = {"loss": f"{loss:.3f}"}
@@ -174,28 +218,57 @@ class Trainer:
             bar.set_postfix(postfix, refresh=False)
         bar.close()
 
+    def _divergence_hint(self) -> str:
+        cfg = self.config
+        return f"lower meta_lr ({cfg['meta_lr']:g}) or inner.step_size ({cfg['inner.step_size']:g})"
+
     def _evaluate_episodes(self, params: dict[str, torch.Tensor], split: str, episodes: int):
-        """Per-episode metric and loss on the fixed episodes of a split, and ms per episode."""
+        """Per-episode metric and loss on the fixed episodes of a split, and ms per episode. A kernel solve
+        that failed on any episode, or a non-finite metric, fails the run: that episode's number would be
+        chance or NaN, not a result."""
         source = self.sources[split]
         metrics, losses, times = [], [], []
+        failed = 0
         for start in range(0, episodes, EVAL_CHUNK):
             n = min(EVAL_CHUNK, episodes - start)
             batch = source.tasks(self.config["seed"], start // EVAL_CHUNK, n).to(self.device)
             self._sync()
             t0 = time.perf_counter()
-            metric, loss = self.learner.evaluate(params, batch)
+            metric, loss, solve_failed = self.learner.evaluate_checked(params, batch)
             self._sync()
             times.append((time.perf_counter() - t0) * 1000 / n)
             metrics.append(metric.cpu())
             losses.append(loss.cpu())
-        return torch.cat(metrics).double(), torch.cat(losses).double(), statistics.median(times)
+            failed += int(solve_failed.sum())
+        where = "validation" if split == "val" else split
+        if failed:
+            raise RunFailure(
+                f"kernel solve failed on {failed} of {episodes} {where} episodes at iteration {self.state.iteration} "
+                f"(not positive definite after kernel.max_jitter_retries={self.config['kernel.max_jitter_retries']} "
+                "jitter increases): their accuracy would be chance; raise kernel.lambda_init or "
+                "kernel.max_jitter_retries"
+            )
+        metric = torch.cat(metrics).double()
+        bad = int((~torch.isfinite(metric)).sum())
+        if bad:
+            raise RunFailure(
+                f"diverged: non-finite {where} {self.dataset.metric} on {bad} of {episodes} episodes at iteration "
+                f"{self.state.iteration} (test-time adaptation: inner.steps_test={self.config['inner.steps_test']}); "
+                f"{self._divergence_hint()}"
+            )
+        return metric, torch.cat(losses).double(), statistics.median(times)
 
     def validate(self) -> None:
         if not all(bool(torch.isfinite(p).all()) for p in self.params.values()):
-            raise RunFailure(f"non-finite parameters at iteration {self.state.iteration}")
+            raise RunFailure(
+                f"diverged: non-finite parameters at iteration {self.state.iteration}; {self._divergence_hint()}"
+            )
         metric, loss, _ = self._evaluate_episodes(self.params, "val", self.config["val_episodes"])
         value = metric.mean().item()
-        self.state.val_curve.append({"iteration": self.state.iteration, "metric": value, "loss": loss.mean().item()})
+        mean_loss = loss.mean().item()
+        # a finite metric with a non-finite loss (an overflowing cross-entropy) is stored as null
+        finite_loss = mean_loss if math.isfinite(mean_loss) else None
+        self.state.val_curve.append({"iteration": self.state.iteration, "metric": value, "loss": finite_loss})
         best = self.state.best_metric
         improved = best is None or (value > best if self.dataset.higher_is_better else value < best)
         if improved:

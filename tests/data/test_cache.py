@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.data import DataError, cache, load_split, plan_split
+from benchmarks.data import DataError, cache, commands, load_split, plan_split
 from benchmarks.data import plan as plan_module
 from benchmarks.data.split_data import SplitData
 from support.datasets import make_mini
@@ -28,7 +30,7 @@ def root(tmp_path: Path) -> Path:
 def test_reused_while_unchanged_without_decoding(root, tmp_path, monkeypatch):
     first = load_split("mini-imagenet", "val", root, tmp_path / "cache", progress=False)
     assert first.provenance["cache"] == "built"
-    assert first.provenance["cache_file"] == str(tmp_path / "cache" / "mini-imagenet-val-v1.pt")
+    assert first.provenance["cache_file"] == str(tmp_path / "cache" / "mini-imagenet-val-v2.pt")
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("a valid cache must not be rebuilt")
@@ -36,9 +38,11 @@ def test_reused_while_unchanged_without_decoding(root, tmp_path, monkeypatch):
     monkeypatch.setattr(plan_module, "decode_images", no_decoding)
     second = load_split("mini-imagenet", "val", root, tmp_path / "cache", progress=False)
     assert second.provenance["cache"] == "reused"
+    assert second.provenance["cache_check"] == "content sha256 verified"
+    assert second.provenance["cache_sha256"] == first.provenance["cache_sha256"]
     assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
     assert second.provenance["fingerprint"] == first.provenance["fingerprint"]
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["mini-imagenet-val-v1.pt"]  # no temporary left
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["mini-imagenet-val-v2.pt"]  # no temporary left
 
 
 def test_rebuilt_when_an_image_changes(root, tmp_path):
@@ -69,7 +73,7 @@ def test_unreadable_cache_is_rebuilt(root, tmp_path):
     load_split("mini-imagenet", "val", root, cache_dir, progress=False)
     path = cache.cache_path(cache_dir, "mini-imagenet", "val")
     path.write_bytes(b"torn")
-    assert cache.status(path, plan_split("mini-imagenet", "val", root).fingerprint) == "stale"
+    assert cache.status(path, plan_split("mini-imagenet", "val", root).fingerprint) == "corrupt"
     again = load_split("mini-imagenet", "val", root, cache_dir, progress=False)
     assert again.provenance["cache"] == "built" and again.images.shape[0] == 12
 
@@ -126,3 +130,47 @@ def test_omniglot_from_the_cache_alone_gets_its_rotation_classes(tmp_path):
         served = load_split("omniglot", "val", tmp_path / "no-data", tmp_path / "cache", progress=False)
     assert served.n_classes == 12 and served.images.shape[0] == 12
     assert torch.equal(served.images[3:6], torch.rot90(images, 1, dims=(2, 3)))
+
+
+def tamper_images(path: Path) -> None:
+    """Zero the image tensor of a cache file, keeping everything else (its fingerprint, any recorded sha256)."""
+    stored = torch.load(path, weights_only=True)
+    content = stored.get("payload", stored)  # a checked file, or a file of the format before it
+    content["images"].zero_()
+    torch.save(stored, path)
+
+
+def test_a_cache_with_tampered_images_is_detected_and_rebuilt(root, tmp_path, capsys):
+    """The fingerprint says which source a cache claims; only the content checksum shows its images were
+    changed (zeroed images kept the fingerprint and made every accuracy chance)."""
+    cache_dir = tmp_path / "cache"
+    built = load_split("mini-imagenet", "val", root, cache_dir, progress=False)
+    path = cache.cache_path(cache_dir, "mini-imagenet", "val")
+    tamper_images(path)
+    plan = plan_split("mini-imagenet", "val", root)
+    assert cache.status(path, plan.fingerprint) == "corrupt"
+    commands.check(root, cache_dir)
+    out = capsys.readouterr().out
+    assert f"{path}: unreadable, or its content does not match its sha256" in out
+    again = load_split("mini-imagenet", "val", root, cache_dir, progress=False)
+    assert again.provenance["cache"] == "built" and torch.equal(again.images, built.images)
+    assert cache.status(path, plan.fingerprint) == "built"
+
+
+def test_a_tampered_cache_without_its_source_is_refused_naming_the_file(root, tmp_path):
+    cache_dir = tmp_path / "cache"
+    load_split("mini-imagenet", "val", root, cache_dir, progress=False)
+    path = cache.cache_path(cache_dir, "mini-imagenet", "val")
+    tamper_images(path)
+    with pytest.raises(DataError, match=f"{re.escape(str(path))}: content sha256 .* cannot be rebuilt here"):
+        load_split("mini-imagenet", "val", tmp_path / "no-data", cache_dir, progress=False)
+
+
+def test_cache_files_get_the_mode_the_umask_gives(root, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        load_split("mini-imagenet", "val", root, tmp_path / "cache", progress=False)
+    finally:
+        os.umask(previous)
+    (path,) = (tmp_path / "cache").iterdir()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -117,3 +117,20 @@ def test_rule_matches_the_closer_look_split_files(data_root):
         assert labels == [i for i in range(200) if split_of_index(i) == split]
         class_numbers = {int(listed["label_names"][i].split(".")[0]) for i in labels}
         assert class_numbers == {i + 1 for i in labels}
+
+
+@pytest.mark.parametrize(
+    "list_file, extra, message",
+    [
+        ("image_class_labels.txt", "5 4", "class_labels.txt, line 33: id 5 is listed again \\(first at line 5\\)"),
+        ("images.txt", "5 002.Bird_2/Bird_2_0000.jpg", "images.txt, line 33: id 5 is listed again"),
+        ("images.txt", "99 002.Bird_2/Bird_2_0000.jpg", "images.txt, line 33: 002.Bird_2/Bird_2_0000.jpg is listed"),
+        ("classes.txt", "3 003.Other", "classes.txt, line 9: id 3 is listed again"),
+    ],
+)
+def test_a_repeated_id_or_file_in_a_list_is_an_error_naming_its_line(root, tmp_path, list_file, extra, message):
+    """An image id twice could put one image under two classes; one file under two ids would be drawn twice."""
+    path = root / "CUB_200_2011" / list_file
+    path.write_text(path.read_text() + extra + "\n")
+    with pytest.raises(DataError, match=message):
+        load_split("cub", "train", root, tmp_path / "cache", progress=False)

@@ -134,3 +134,14 @@ def test_task_source_follows_the_config(tmp_path: Path):
     assert train.tasks(0, 0, 2).query_x.shape == (2, 4, 3, 84, 84)
     sinusoid = task_source(resolve({"dataset": "sinusoid"}), "test", root, tmp_path / "cache", "cpu")
     assert isinstance(sinusoid, SinusoidTasks) and (sinusoid.k_shot, sinusoid.n_query) == (10, 10)
+
+
+def test_an_episode_drawing_one_image_twice_is_refused():
+    """The sampler checks every task's support and query indices are distinct: here two positions of a
+    class's images are made to point at one image, as a repeated file would."""
+    data = synthetic_split(counts=(4, 4, 4))
+    sampler = EpisodeSampler(data, n_way=3, k_shot=1, n_query=3)
+    sampler._order = sampler._order.clone()
+    sampler._order[1] = sampler._order[0]  # class 0's second image is its first
+    with pytest.raises(DataError, match="draws one image twice \\(support and query not disjoint\\)"):
+        sampler.episode_indices(0, 0, 4)

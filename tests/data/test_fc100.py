@@ -162,3 +162,13 @@ def test_embedded_superclasses_match_the_published_split(data_root):
         pytest.skip(f"{folder} is absent")
     for split in ("train", "val", "test"):
         assert tuple(json.loads((folder / f"{split}.json").read_text())) == SUPERCLASSES[split]
+
+
+def test_a_superclass_listed_twice_is_an_error(root, tmp_path, monkeypatch):
+    """Its fine classes would be two classes each with the same images (or one class in two splits)."""
+    from benchmarks.data import fc100
+
+    twice = {**SUPERCLASSES, "test": (*SUPERCLASSES["test"], "insects")}
+    monkeypatch.setattr(fc100, "SUPERCLASSES", twice)
+    with pytest.raises(DataError, match="SUPERCLASSES\\['test'\\] entry 5 \\('insects'\\) is already listed"):
+        load_split("fc100", "test", root, tmp_path / "cache", progress=False)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.data import DataError, DataMissing, load_split
+from benchmarks.data import DataError, DataMissing, EpisodeSampler, load_split
 from support.datasets import CLASSES, PER_CLASS, make_mini
 
 
@@ -85,3 +85,33 @@ def test_corrupt_jpeg_names_the_file(root, tmp_path):
     bad.write_bytes(bad.read_bytes()[:40])
     with pytest.raises(DataError, match="n20100000003.jpg: cannot decode image"):
         load_split("mini-imagenet", "test", root, tmp_path / "cache", progress=False)
+
+
+def test_a_repeated_row_is_an_error_naming_the_file_and_line(root, tmp_path):
+    """Rows repeated would let one image be a support and a query image of the same task."""
+    csv_path = root / "mini-imagenet" / "val.csv"
+    lines = csv_path.read_text().splitlines()
+    csv_path.write_text("\n".join(lines + lines[1:]) + "\n")
+    with pytest.raises(DataError, match=f"{csv_path}, line 14: n10100000000.jpg is listed again \\(first at line 2\\)"):
+        load_split("mini-imagenet", "val", root, tmp_path / "cache", progress=False)
+
+
+def test_a_file_under_two_labels_is_an_error(root, tmp_path):
+    csv_path = root / "mini-imagenet" / "val.csv"
+    csv_path.write_text(csv_path.read_text() + "n10100000003.jpg,n102\n")
+    with pytest.raises(DataError, match="line 14: n10100000003.jpg is listed under label 'n102' and, at line 5"):
+        load_split("mini-imagenet", "val", root, tmp_path / "cache", progress=False)
+
+
+def test_a_file_in_two_splits_is_an_error(root, tmp_path):
+    test_csv = root / "mini-imagenet" / "test.csv"
+    test_csv.write_text(test_csv.read_text() + "n10100000003.jpg,n201\n")
+    with pytest.raises(DataError, match="file n10100000003.jpg is in two splits"):
+        load_split("mini-imagenet", "val", root, tmp_path / "cache", progress=False)
+
+
+def test_a_class_too_small_for_the_episodes_names_the_split_file(root, tmp_path):
+    data = load_split("mini-imagenet", "val", root, tmp_path / "cache", progress=False)
+    csv_path = root / "mini-imagenet" / "val.csv"
+    with pytest.raises(DataError, match=f"\\({csv_path}\\): 2 classes have fewer than k_shot \\+ n_query = 7"):
+        EpisodeSampler(data, n_way=2, k_shot=2, n_query=5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.data import DataError, DataMissing, load_split, omniglot
+from benchmarks.data import DataError, DataMissing, decode, load_split, omniglot
 from support.datasets import SIZES, make_folders, make_zips
 
 
@@ -170,3 +171,53 @@ def test_download_skips_parts_present_as_folders(server, folder_root):
 def test_unreachable_url_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="cannot download .*nowhere"):
         omniglot.download(tmp_path, (tmp_path / "nowhere").as_uri(), progress=False)
+
+
+def official_like_zips(tmp_path: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """Both parts as zips of one tiny character each, plus extra members in the background zip."""
+    folder = tmp_path / "data" / "omniglot"
+    folder.mkdir(parents=True)
+    for part in omniglot.PARTS:
+        with zipfile.ZipFile(folder / f"{part}.zip", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(f"{part}/A/character01/1.png", b"x")
+            for name, data in (extra or {}).items() if part == "images_background" else ():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # zipfile warns about a duplicate name: that is the point
+                    archive.writestr(name, data)
+    return tmp_path / "data"
+
+
+def test_a_member_listed_twice_in_a_zip_is_refused(tmp_path):
+    """One name twice would be one image drawn twice in its class: a support image could be its own query."""
+    root = official_like_zips(tmp_path, {"images_background/A/character01/1.png": b"x"})
+    with pytest.raises(DataError, match="entry 'images_background/A/character01/1.png' appears twice"):
+        load_split("omniglot", "train", root, tmp_path / "cache", progress=False)
+
+
+def test_a_zip_member_declaring_a_huge_size_is_refused_before_decompressing(tmp_path):
+    """11 MB of zeros compress to a few kilobytes; the member is refused from its declared size."""
+    root = official_like_zips(tmp_path, {"images_background/A/character02/1.png": bytes(11 * 2**20)})
+    assert (root / "omniglot" / "images_background.zip").stat().st_size < 100_000
+    with pytest.raises(DataError, match="declares 11534336 bytes uncompressed, over the 10485760 bytes"):
+        load_split("omniglot", "train", root, tmp_path / "cache", progress=False)
+
+
+def test_a_zip_member_is_read_with_a_cap_whatever_it_declares(tmp_path, monkeypatch):
+    """The declared size can lie: reading stops one byte past the cap."""
+    archive = official_like_zips(tmp_path) / "omniglot" / "images_background.zip"
+    with zipfile.ZipFile(archive, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("images_background/A/character01/2.png", bytes(5000))
+    monkeypatch.setattr(decode, "MAX_MEMBER_BYTES", 4096)
+    read = []
+    original = zipfile.ZipExtFile.read
+
+    def counting_read(self, n=-1):
+        data = original(self, n)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counting_read)
+    with pytest.raises(DataError, match="decompresses to more than 4096 bytes"):
+        decode._read_bytes(decode.ImageRef("images_background/A/character01/2.png", str(archive)))
+    assert max(read) == 4097
+    decode._close_zips()

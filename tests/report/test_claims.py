@@ -212,6 +212,7 @@ def test_claims_command_exit_codes(tmp_path, capsys):
     assert commands.claims(GRID, results, strict=False) == 0
     out = capsys.readouterr().out
     assert "| 2 |" in out and "**refuted**" in out
+    assert out.strip().splitlines()[-1].startswith(f"claims of grid {GRID} from 4 finished runs: ")
     assert commands.claims(GRID, results, strict=True) == commands.EXIT_REFUTED
 
 

@@ -53,9 +53,12 @@ def test_realistic_report_draws_every_figure(tmp_path):
     write_records(results, "paper", realistic_records(seeds=(0, 1), episodes=40))
     reports = tmp_path / "reports"
     (reports / "paper").mkdir(parents=True)
-    (reports / "paper" / "validation-cub-5w1s.png").write_bytes(b"old")  # a figure this grid no longer draws
+    (reports / "paper" / "validation-cub-5w1s.png").write_bytes(b"old")  # a figure this report no longer draws
+    (reports / "paper" / "notes.png").write_bytes(b"mine")  # not a name the report draws: left alone
     assert commands.report("paper", results, reports) == 0
     out = reports / "paper"
+    assert (out / "notes.png").read_bytes() == b"mine"
+    (out / "notes.png").unlink()
     names = sorted(p.name for p in out.glob("*.png"))
     assert names == [
         "cost-cuda.png",
@@ -90,11 +93,12 @@ def test_report_fails_on_malformed_record(tmp_path, capsys):
     assert not (tmp_path / "reports" / "quick" / "README.md").exists()
 
 
-def test_report_of_an_empty_grid_says_so(tmp_path, capsys):
+def test_report_of_a_grid_without_finished_runs_says_so(tmp_path):
+    failed = make_record("maml", "omniglot", "5w1s", 0, status="failed", reason="not run: data absent")
+    write_records(tmp_path / "results", "quick", [failed])
     assert commands.report("quick", tmp_path / "results", tmp_path / "reports") == 0
-    assert "no records under" in capsys.readouterr().err
     text = (tmp_path / "reports" / "quick" / "README.md").read_text()
-    assert "No finished runs in this grid." in text
+    assert "No finished runs in this grid." in text and "Runs: 0 finished, 1 did not finish" in text
 
 
 @pytest.mark.parametrize("entry", PUBLISHED, ids=lambda p: f"{p.method}-{p.dataset}-{p.setting}")
@@ -174,3 +178,44 @@ def test_a_grid_without_tf32_runs_has_no_tf32_check(tmp_path):
     write_records(results, "quick", SMALL)
     commands.report("quick", results, tmp_path / "reports")
     assert "TF32 accuracy check" not in (tmp_path / "reports" / "quick" / "README.md").read_text()
+
+
+def flagged_records() -> list[dict]:
+    """MAML and AMFS on Omniglot 5w1s and 20w1s; AMFS 5w1s read a zip with the wrong md5, MAML 20w1s was
+    tested on a split served from its cache alone."""
+    records = [make_record(m, "omniglot", s, 0) for m in ("maml", "amfs") for s in ("5w1s", "20w1s")]
+    for record in records:
+        for split in ("train", "val", "test"):
+            checksum = {"images_background": "ok", "images_evaluation": "ok"}
+            record["data"][split].update(checksum=checksum, cache="reused")
+    mismatch = "mismatch (md5 0123, expected 6b91aef0f799c5bb55b94e3f2daec811)"
+    records[2]["data"]["train"]["checksum"]["images_evaluation"] = mismatch  # AMFS 5w1s
+    records[1]["data"]["test"].update(
+        cache="cache only: source files absent under the data root", cache_file="/cache/omniglot-test-v2.pt"
+    )  # MAML 20w1s
+    return records
+
+
+def test_checksum_mismatch_and_cache_only_runs_are_flagged_beside_their_numbers(tmp_path):
+    write_records(tmp_path / "results", "quick", flagged_records())
+    assert commands.report("quick", tmp_path / "results", tmp_path / "reports") == 0
+    text = (tmp_path / "reports" / "quick" / "README.md").read_text()
+    assert "- § checksum mismatch (1 of 4 runs): a source file the run read does not have its published" in text
+    assert "(Omniglot train (images_evaluation.zip))" in text
+    assert "- ¶ cache only (1 of 4 runs): a split was served from its cache alone" in text
+    assert "(Omniglot test (omniglot-test-v2.pt, content not verified))" in text
+    five, twenty = (text.split(f"### Omniglot {s}")[1].split("###")[0] for s in ("5w1s", "20w1s"))
+    row = {name: next(line for line in table.splitlines() if line.startswith(f"| {name} | default |"))
+           for name, table in (("AMFS", five), ("MAML", twenty))}  # fmt: skip
+    assert row["AMFS"].endswith("| § |") and row["MAML"].endswith("| ¶ |")
+    assert next(line for line in five.splitlines() if line.startswith("| MAML | default |")).endswith("| – |")
+    claims = text.split("## Claims")[1].split("## Results")[0]
+    assert "§ data whose checksum did not match (train split)" in claims
+
+
+def test_without_flagged_runs_the_report_says_so(tmp_path):
+    write_records(tmp_path / "results", "quick", SMALL)
+    commands.report("quick", tmp_path / "results", tmp_path / "reports")
+    text = (tmp_path / "reports" / "quick" / "README.md").read_text()
+    assert "- § checksum mismatch: no run read a source file whose published checksum did not match." in text
+    assert "- ¶ cache only: every run's data was checked against its source files." in text

@@ -17,51 +17,9 @@ from benchmarks.cli import main
 from benchmarks.runs.config import ConfigError
 from benchmarks.runs.grids import load_grid
 from benchmarks.runs.store import ResultsStore
+from support.grids import GRID, comparable, records, run_cli, write_grid
 
 PROJECT = Path(__file__).resolve().parents[2]
-
-GRID = """
-description = "test grid"
-methods = [{methods}]
-seeds = [0]
-[defaults]
-dataset = "sinusoid"
-meta_batch = 4
-iterations = {iterations}
-val_every = {val_every}
-checkpoint_every = {checkpoint_every}
-val_episodes = 10
-test_episodes = 20
-[[setting]]
-k_shot = 5
-"""
-
-# Fields that depend on the wall clock or on how the run was carried out, not on what it computed.
-NONDETERMINISTIC = {"timing", "environment", "faults"}
-
-
-def write_grid(tmp_path: Path, name: str = "tiny", methods=("maml", "i-amfs"), iterations=30, **kw) -> Path:
-    text = GRID.format(
-        methods=", ".join(f'"{m}"' for m in methods),
-        iterations=iterations,
-        val_every=kw.get("val_every", 10),
-        checkpoint_every=kw.get("checkpoint_every", 10),
-    )
-    path = tmp_path / f"{name}.toml"
-    path.write_text(text + kw.get("extra", ""))
-    return path
-
-
-def run_cli(grid: Path, results: Path, *extra: str) -> int:
-    return main(["run", "--grid", str(grid), "--results", str(results), "--no-progress", "--threads", "1", *extra])
-
-
-def comparable(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in NONDETERMINISTIC}
-
-
-def records(results: Path, grid: str) -> dict[str, dict]:
-    return {r["key"]: r for r in ResultsStore(results, grid).records()}
 
 
 def test_same_seed_twice_gives_identical_records(tmp_path):
@@ -105,11 +63,13 @@ def test_rerun_skips_finished_runs(tmp_path, capsys):
 def test_divergent_run_is_recorded_failed_and_the_grid_goes_on(tmp_path, capsys):
     extra = '\n[[variant]]\nname = "diverge"\nmethods = ["maml"]\nset = { "inner.step_size" = 1e30 }\n'
     grid = write_grid(tmp_path, methods=("maml",), extra=extra)
-    assert run_cli(grid, tmp_path / "r") == 0
+    capsys.readouterr()
+    assert run_cli(grid, tmp_path / "r") == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("1 of 2 runs failed")
     recs = records(tmp_path / "r", "tiny")
     assert recs["sinusoid/5shot/maml/default/seed0"]["status"] == "done"
     failed = recs["sinusoid/5shot/maml/diverge/seed0"]
-    assert failed["status"] == "failed" and "non-finite" in failed["reason"]
+    assert failed["status"] == "failed" and "diverged: non-finite meta-training loss at iteration 0" in failed["reason"]
     capsys.readouterr()
     main(["list", "--grid", str(grid), "--results", str(tmp_path / "r")])
     listing = capsys.readouterr().out
@@ -198,7 +158,7 @@ def test_missing_dataset_is_reported_not_run_with_the_fix(tmp_path):
     grid.write_text(text)
     where = ["--data-root", str(tmp_path / "empty"), "--cache-dir", str(tmp_path / "no-cache")]
     code = main(["run", "--grid", str(grid), "--results", str(tmp_path / "r"), *where])
-    assert code == 0
+    assert code == 1
     (record,) = records(tmp_path / "r", "nodata").values()
     assert record["status"] == "failed" and record["reason"].startswith("not run: data absent")
     assert "omniglot" in record["reason"].lower()

@@ -1,2 +1,2 @@
-"""Helpers shared by the tests: synthetic batches and learners, report records, tiny datasets, a
-single-node SLURM cluster."""
+"""Helpers shared by the tests: synthetic batches and learners, report records, tiny datasets and
+grids, a single-node SLURM cluster."""
