@@ -56,6 +56,13 @@ def task_kind(config: dict[str, Any]) -> str:
     return dataset_info(config["dataset"]).task
 
 
+def head_init(config: dict[str, Any]) -> str:
+    """How the gradient inner loop's head is drawn (baselines.maml.HEAD_INITS): config head.init, where
+    'reference' is the draw of Finn et al.'s code under the dataset's protocol."""
+    choice = config["head.init"]
+    return dataset_info(config["dataset"]).reference_head_init if choice == "reference" else choice
+
+
 def build_inner(config: dict[str, Any]) -> GradientInner | KernelInner:
     kind = composition(config)[0]
     if kind == "gradient":
@@ -67,6 +74,7 @@ def build_inner(config: dict[str, Any]) -> GradientInner | KernelInner:
             step_size=config["inner.step_size"],
             first_order=config["first_order"],
             bn_mode=config["bn_mode"],
+            head_init=head_init(config),
         )
     return KernelInner(
         n_outputs=n_outputs(config),

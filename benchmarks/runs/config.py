@@ -46,6 +46,10 @@ DEFAULTS: dict[str, Any] = {
     "first_order": False,
     "bn_mode": "transductive",
     # gradient inner loop (MAML)
+    # the linear head's initial weight (bias zero): reference = as Finn et al.'s code draws it for the dataset's
+    # protocol (Omniglot N(0, 1), mini-ImageNet Xavier, sinusoid truncated normal with std 0.01;
+    # data.datasets.REFERENCE_HEAD_INITS); xavier = Xavier-uniform on every dataset; zero = all zero
+    "head.init": "reference",
     "inner.steps_train": 1,
     "inner.steps_test": 3,
     "inner.step_size": 0.4,
@@ -87,7 +91,11 @@ CHOICES = {
     "compose.inner": ("", "gradient", "kernel"),
     "compose.outer": ("", "mean", "cosine"),
     "kernel.sigma_init": ("median", "sqrt_d"),
+    "head.init": ("reference", "xavier", "zero"),
 }
+# The value a setting had in records made before it existed (their config lacks the key): the
+# default of the code that made them.
+BEFORE_SETTING: dict[str, Any] = {"head.init": "xavier"}
 
 
 def _omniglot_protocol(n_way: int, k_shot: int) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.learner.registry import METHODS
-from benchmarks.runs.assumptions import ASSUMPTIONS, assumptions_in_force
-from benchmarks.runs.config import resolve
+from benchmarks.runs.assumptions import ASSUMPTIONS, assumptions_in_force, recorded_assumptions
+from benchmarks.runs.config import CHOICES, resolve
 
 
 def config(method: str, dataset: str = "omniglot", **values) -> dict:
@@ -19,10 +19,11 @@ def test_catalogue_entries_are_single_lines():
         assert text and "\n" not in text
 
 
+@pytest.mark.parametrize("head_init", CHOICES["head.init"])
 @pytest.mark.parametrize("method", list(METHODS))
 @pytest.mark.parametrize("dataset", ["omniglot", "mini-imagenet", "cub", "fc100", "sinusoid"])
-def test_every_id_in_force_is_catalogued(method, dataset):
-    ids = assumptions_in_force(config(method, dataset))
+def test_every_id_in_force_is_catalogued(method, dataset, head_init):
+    ids = assumptions_in_force(config(method, dataset, **{"head.init": head_init}))
     assert ids and set(ids) <= set(ASSUMPTIONS)
     assert ids == [k for k in ASSUMPTIONS if k in ids]  # catalogue order, no duplicates
 
@@ -73,3 +74,41 @@ def test_regression_information_term_is_zero():
     ids = set(assumptions_in_force(config("amfs", "sinusoid")))
     assert {"sinusoid-protocol", "regularizer-information-zero-regression", "kernel-regression-targets"} <= ids
     assert not ids & {"bn-transductive", "backbone-conv-no-bias", "regularizer-information-definition"}
+
+
+@pytest.mark.parametrize(
+    ("dataset", "head_id"),
+    [
+        ("omniglot", "head-init-reference-omniglot"),
+        ("mini-imagenet", "head-init-reference-mini-imagenet"),
+        ("cub", "head-init-reference-mini-imagenet"),
+        ("fc100", "head-init-reference-mini-imagenet"),
+        ("sinusoid", "head-init-reference-sinusoid"),
+    ],
+)
+def test_gradient_inner_loop_runs_record_their_head_initialisation(dataset, head_id):
+    for method in ("maml", "fomaml", "o-amfs"):
+        ids = assumptions_in_force(config(method, dataset))
+        assert [i for i in ids if i.startswith("head-init-")] == [head_id]
+        for choice in ("xavier", "zero"):
+            ids = assumptions_in_force(config(method, dataset, **{"head.init": choice}))
+            assert [i for i in ids if i.startswith("head-init-")] == [f"head-init-{choice}"]
+    for method in ("i-amfs", "amfs"):  # no head: no head-init id, whatever the setting
+        assert not any(i.startswith("head-init-") for i in assumptions_in_force(config(method, dataset)))
+
+
+def test_head_init_ids_name_their_source():
+    for key, text in ASSUMPTIONS.items():
+        if key.startswith("head-init-") and key != "head-init-zero":
+            assert "cbfinn/maml, maml.py" in text, key
+
+
+def test_a_record_made_before_head_init_existed_used_the_xavier_head():
+    """Its config lacks head.init and its list has no head-init id: the id comes from the config, as the
+    default then (xavier); a record that lists one, or has no gradient inner loop, is taken as it is."""
+    old = ["paper-via-summary", "maml-adapt-all-parameters"]
+    assert recorded_assumptions(old, {"method": "maml", "dataset": "omniglot"}) == ([*old, "head-init-xavier"], True)
+    new = ["maml-adapt-all-parameters", "head-init-reference-omniglot"]
+    assert recorded_assumptions(new, {"dataset": "omniglot", "head.init": "reference"}) == (new, False)
+    kernel = ["kernel-one-solve"]
+    assert recorded_assumptions(kernel, {"method": "i-amfs", "dataset": "omniglot"}) == (kernel, False)
