@@ -30,6 +30,14 @@ FeatureFn = Callable[[Params, Tensor, "int | None", bool], Tensor]
 
 BN_MODES = ("transductive", "inductive")
 TASK_KINDS = ("classification", "regression")
+# How the linear head's weight is drawn (its bias is always zero):
+#   xavier            Xavier-uniform, U(-b, b) with b = sqrt(6 / (fan_in + fan_out))
+#   normal            N(0, 1): tf.random_normal's defaults, Finn et al.'s Omniglot head
+#   truncated-normal  N(0, 0.01^2) redrawn beyond two standard deviations: tf.truncated_normal(stddev=0.01),
+#                     Finn et al.'s sinusoid output layer
+#   zero              all zero
+HEAD_INITS = ("xavier", "normal", "truncated-normal", "zero")
+TRUNCATED_NORMAL_STD = 0.01
 
 
 def support_loss_fn(task: str) -> Callable[[Tensor, Tensor], Tensor]:
@@ -48,6 +56,7 @@ class GradientInner:
     step_size: float = 0.4
     first_order: bool = False
     bn_mode: str = "transductive"
+    head_init: str = "xavier"  # one of HEAD_INITS
     name: str = field(default="gradient", init=False)
 
     # registry (benchmarks/learner/registry.py, docs/adding-a-method.md)
@@ -65,13 +74,21 @@ class GradientInner:
             raise ValueError(f"bn_mode must be one of {BN_MODES}, got {self.bn_mode!r}")
         if self.task not in TASK_KINDS:
             raise ValueError(f"task must be one of {TASK_KINDS}, got {self.task!r}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {HEAD_INITS}, got {self.head_init!r}")
         if self.steps_train < 0 or self.steps_test < 0:
             raise ValueError("inner step counts must be >= 0")
 
     def init_parameters(self, feature_dim: int, generator: torch.Generator) -> Params:
-        """The linear head, Xavier-uniform weights and zero bias."""
-        weight = torch.empty(self.n_outputs, feature_dim)
-        torch.nn.init.xavier_uniform_(weight, generator=generator)
+        """The linear head: weight drawn as `head_init` says (HEAD_INITS), zero bias."""
+        weight = torch.zeros(self.n_outputs, feature_dim)
+        if self.head_init == "xavier":
+            torch.nn.init.xavier_uniform_(weight, generator=generator)
+        elif self.head_init == "normal":
+            torch.nn.init.normal_(weight, 0.0, 1.0, generator=generator)
+        elif self.head_init == "truncated-normal":
+            bound = 2 * TRUNCATED_NORMAL_STD
+            torch.nn.init.trunc_normal_(weight, 0.0, TRUNCATED_NORMAL_STD, -bound, bound, generator=generator)
         return {"head.weight": weight, "head.bias": torch.zeros(self.n_outputs)}
 
     def _outputs(

@@ -19,6 +19,11 @@ REGRESSION = "regression"
 CLASS, REGR = CLASSIFICATION, REGRESSION  # short, for the table
 # no published MAML protocol of its own: mini-ImageNet's hyper-parameters
 MINI_HPARAMS = "protocol-image-datasets-mini-hparams"
+# How Finn et al.'s reference code draws MAML's linear head (a name of baselines.maml.HEAD_INITS), by the
+# protocol (their data source) a dataset uses: cbfinn/maml, maml.py, MAML.construct_conv_weights (w5:
+# tf.random_normal unless the data source is miniimagenet, then tf.contrib.layers.xavier_initializer) and
+# MAML.construct_fc_weights (sinusoid: tf.truncated_normal, stddev 0.01). Biases are zero in all three.
+REFERENCE_HEAD_INITS = {"omniglot": "normal", "mini-imagenet": "xavier", "sinusoid": "truncated-normal"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,11 @@ class Dataset:
     def source(self) -> ModuleType:
         """The module that says where the data comes from (its INFO: sources, layout, splits)."""
         return self.loader or sys.modules[self.origin.__module__]
+
+    @property
+    def reference_head_init(self) -> str:
+        """How Finn et al.'s code draws MAML's head under this dataset's protocol (config head.init = reference)."""
+        return REFERENCE_HEAD_INITS[self.protocol]
 
     @property
     def higher_is_better(self) -> bool:

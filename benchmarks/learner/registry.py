@@ -8,7 +8,8 @@ loop tables (`inner_loops`, `outer_loops`: the compose.inner / compose.outer val
 classes of its rows, by their `name`, so adding a method is its loop's file plus one row here.
 
 What the harness needs of an inner-loop class (a frozen dataclass; baselines/maml.py is an example):
-- fields: the shared `n_outputs`, `task`, `first_order`, `bn_mode`, filled by name from the run, and
+- fields: the shared `n_outputs`, `task`, `first_order`, `bn_mode` (and `head_init`, where a loop
+  has a head), filled by name from the run, and
   its own fields, filled from the config keys `<config_prefix>.<field>` whose defaults are the
   fields' defaults (runs.config.DEFAULTS takes them from here);
 - class attributes `name` (the compose.inner value), `config_prefix`, `task_kinds` (the dataset
@@ -36,8 +37,9 @@ from baselines import GradientInner, MeanOuter, PrototypeInner, RidgeInner
 from benchmarks.data.datasets import dataset_info
 
 AssumptionRule = tuple[str, dict[str, object]]
-# inner-loop fields every inner loop takes from the run (the others come from <config_prefix>.<field>)
-SHARED_INNER_FIELDS = ("n_outputs", "task", "first_order", "bn_mode")
+# inner-loop fields the harness fills from the run, where a loop has them (the others come from
+# <config_prefix>.<field>): head_init is config head.init resolved for the dataset (head_init below)
+SHARED_INNER_FIELDS = ("n_outputs", "task", "first_order", "bn_mode", "head_init")
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,13 @@ def task_kind(config: dict[str, Any]) -> str:
     return dataset_info(config["dataset"]).task
 
 
+def head_init(config: dict[str, Any]) -> str:
+    """How the gradient inner loop's head is drawn (baselines.maml.HEAD_INITS): config head.init, where
+    'reference' is the draw of Finn et al.'s code under the dataset's protocol."""
+    choice = config["head.init"]
+    return dataset_info(config["dataset"]).reference_head_init if choice == "reference" else choice
+
+
 def build_inner(config: dict[str, Any]) -> Any:
     """The run's inner loop: shared fields from the run, its own from <config_prefix>.<field>."""
     cls = inner_loop_class(config)
@@ -171,6 +180,7 @@ def build_inner(config: dict[str, Any]) -> Any:
         "task": task_kind(config),
         "first_order": config["first_order"],
         "bn_mode": config["bn_mode"],
+        "head_init": head_init(config),
     }
     values = {f.name: shared[f.name] for f in fields(cls) if f.init and f.name in shared}
     values.update({f.name: config[f"{cls.config_prefix}.{f.name}"] for f in _own_fields(cls)})

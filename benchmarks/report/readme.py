@@ -17,7 +17,7 @@ from benchmarks.report.labels import (
     dataset_name,
     dataset_order,
 )
-from benchmarks.report.runs import RunSet
+from benchmarks.report.runs import Run, RunSet
 from benchmarks.report.tables import (
     TF32_TOLERANCE_PP,
     other_references,
@@ -25,7 +25,8 @@ from benchmarks.report.tables import (
     result_table,
     timing_table,
 )
-from benchmarks.runs.assumptions import ASSUMPTIONS
+from benchmarks.runs.assumptions import ASSUMPTIONS, HEAD_INIT_PREFIX, recorded_assumptions
+from benchmarks.runs.config import BEFORE_SETTING
 
 HEADING = "# Results of grid `{grid}`"  # the first line of every report; `report` recognises its own by it
 METHOD_TEXT = (
@@ -165,6 +166,9 @@ def _results_section(runs: RunSet) -> str:
         "same episodes with a bootstrap CI over seeds and episodes; 'selected iteration' is the "
         "validation-selected checkpoint (range over seeds)."
     )
+    head_note = _head_init_note(runs)
+    if head_note:
+        parts.append(head_note)
     precision = precision_table(runs)
     if precision:
         parts += [
@@ -201,15 +205,63 @@ def _not_finished_section(runs: RunSet) -> str:
     return "## Runs that did not finish\n\n" + table(("run", "reason"), rows)
 
 
+def _runs(n: int, noun: str = "run") -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _record_assumptions(run: Run) -> tuple[list[str] | None, bool]:
+    """The assumption ids a finished run stands for (None: it recorded no list), and whether one was read
+    from its config (runs.assumptions.recorded_assumptions)."""
+    listed = run.record.get("assumptions")
+    if not isinstance(listed, list):
+        return None, False
+    return recorded_assumptions([str(i) for i in listed], run.config)
+
+
+def _head_inits(runs: RunSet) -> tuple[Counter[tuple[str, str]], int]:
+    """(head.init value, head-init id) -> finished gradient-inner-loop runs, and how many of them were
+    recorded before the setting existed (their value is BEFORE_SETTING's)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    before = 0
+    for run in runs.done:
+        ids, inferred = _record_assumptions(run)
+        head = [i for i in ids or [] if i.startswith(HEAD_INIT_PREFIX)]
+        if head:
+            counts[(str(run.config.get("head.init", BEFORE_SETTING["head.init"])), head[0])] += 1
+            before += inferred
+    return counts, before
+
+
+def _head_init_note(runs: RunSet) -> str | None:
+    """Which head initialisation the runs with a gradient inner loop used, read from their records."""
+    counts, before = _head_inits(runs)
+    if not counts:
+        return None
+    used = "; ".join(
+        f"`head.init = {value}` in {_runs(n)} (assumption [`{key}`](#assumptions-in-force))"
+        for (value, key), n in sorted(counts.items())
+    )
+    note = "Head initialisation of the runs with a gradient inner loop (MAML, FO-MAML, O-AMFS), from their records: "
+    note += f"{used}."
+    if before:
+        note += (
+            f" {before} of them {'was' if before == 1 else 'were'} recorded before the setting existed: their configs "
+            f"lack it, and they ran with its default then, `{BEFORE_SETTING['head.init']}`."
+        )
+    return note
+
+
 def _assumptions_section(runs: RunSet) -> str:
     counts: Counter[str] = Counter()
     unrecorded = 0
+    inferred_runs = 0
     for run in runs.done:
-        ids = run.record.get("assumptions")
-        if isinstance(ids, list):
-            counts.update(str(i) for i in set(ids))
-        else:
+        ids, inferred = _record_assumptions(run)
+        if ids is None:
             unrecorded += 1
+        else:
+            counts.update(set(ids))
+            inferred_runs += inferred
     order = {key: i for i, key in enumerate(ASSUMPTIONS)}
     ids = sorted(counts, key=lambda k: (order.get(k, len(order)), k))
     rows = [
@@ -226,6 +278,13 @@ def _assumptions_section(runs: RunSet) -> str:
         "(union over finished runs; 'runs' counts those it applies to)."
     )
     parts.append(table(("id", "assumption", "runs"), rows) if rows else "No finished run recorded assumptions.")
+    if inferred_runs:
+        parts.append(
+            f"{_runs(inferred_runs, 'finished run')} {'was' if inferred_runs == 1 else 'were'} recorded before the "
+            "setting `head.init` existed: their head-init id "
+            f"is read from their config (without the setting: `{BEFORE_SETTING['head.init']}`, the default then), not "
+            "from their assumptions list."
+        )
     if unrecorded:
         parts.append(f"{unrecorded} finished runs recorded no assumptions list.")
     return "\n\n".join(parts)

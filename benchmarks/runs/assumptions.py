@@ -19,6 +19,7 @@ from benchmarks.learner.registry import (
     method_spec,
     rules_in_force,
 )
+from benchmarks.runs.config import BEFORE_SETTING
 
 ASSUMPTIONS: dict[str, str] = {
     # the paper
@@ -61,7 +62,37 @@ ASSUMPTIONS: dict[str, str] = {
     ),
     # MAML
     "maml-adapt-all-parameters": (
-        "The MAML inner loop adapts every parameter (backbone and linear head; head Xavier-uniform, zero bias)."
+        "The MAML inner loop adapts every parameter: convolutions, batch-norm scales and shifts, and the linear "
+        "head. Finn et al.'s code (cbfinn/maml, maml.py, MAML.construct_model) adapts only its `weights` dict: "
+        "convolutions, their biases and the head; its batch-norm shifts are meta-learned but not adapted, and it "
+        "has no batch-norm scale."
+    ),
+    "head-init-reference-omniglot": (
+        "head.init = reference under Finn et al.'s Omniglot protocol: the gradient inner loop's head weight is "
+        "drawn from N(0, 1), bias zero, as Finn et al.'s code draws it (cbfinn/maml, maml.py, "
+        "MAML.construct_conv_weights: w5 = tf.random_normal, b5 = tf.zeros)."
+    ),
+    "head-init-reference-mini-imagenet": (
+        "head.init = reference under Finn et al.'s mini-ImageNet protocol (mini-ImageNet, CUB, FC100): the "
+        "gradient inner loop's head weight is Xavier-uniform, U(-b, b) with b = sqrt(6 / (fan_in + fan_out)), bias "
+        "zero, as Finn et al.'s code draws it (cbfinn/maml, maml.py, MAML.construct_conv_weights: w5 with "
+        "tf.contrib.layers.xavier_initializer, uniform by default; b5 = tf.zeros)."
+    ),
+    "head-init-reference-sinusoid": (
+        "head.init = reference under Finn et al.'s sinusoid protocol: the gradient inner loop's output layer "
+        "weight is drawn from N(0, 0.01^2), redrawn beyond two standard deviations, bias zero, as Finn et al.'s "
+        "code draws it (cbfinn/maml, maml.py, MAML.construct_fc_weights: tf.truncated_normal(stddev=0.01), "
+        "tf.zeros). The hidden layers are the shared backbone's (Xavier-uniform), not Finn et al.'s."
+    ),
+    "head-init-xavier": (
+        "head.init = xavier: the gradient inner loop's head weight is Xavier-uniform, bias zero, on every dataset "
+        "(the suite's only initialisation before head.init existed). Finn et al.'s code draws its head so on "
+        "mini-ImageNet only; on Omniglot from N(0, 1), on the sinusoid from a truncated normal with std 0.01 "
+        "(cbfinn/maml, maml.py, MAML.construct_conv_weights, MAML.construct_fc_weights)."
+    ),
+    "head-init-zero": (
+        "head.init = zero: the gradient inner loop's head weight and bias start at zero (not Finn et al.'s "
+        "initialisation on any dataset)."
     ),
     "maml-first-order-detach": (
         "First-order gradient inner loop: the inner gradients are treated as constants (detached)."
@@ -166,6 +197,29 @@ ASSUMPTIONS: dict[str, str] = {
 }
 
 
+# recorded by every run whose inner loop is the gradient one, with one head-init id
+GRADIENT_INNER = "maml-adapt-all-parameters"
+HEAD_INIT_PREFIX = "head-init-"
+
+
+def head_init_assumption(config: dict[str, Any]) -> str:
+    """The head-init id of a gradient-inner-loop run's config (a stored one too: a config without head.init
+    was made before the setting existed, with BEFORE_SETTING's value)."""
+    choice = config.get("head.init", BEFORE_SETTING["head.init"])
+    if choice == "reference":
+        return f"{HEAD_INIT_PREFIX}reference-{dataset_info(config['dataset']).protocol}"
+    return f"{HEAD_INIT_PREFIX}{choice}"
+
+
+def recorded_assumptions(ids: list[str], config: dict[str, Any]) -> tuple[list[str], bool]:
+    """The ids a stored record stands for, and whether any was read from its config rather than its list:
+    a gradient-inner-loop record made before head.init existed lists no head-init id; its config says
+    which initialisation it used."""
+    if GRADIENT_INNER in ids and not any(i.startswith(HEAD_INIT_PREFIX) for i in ids):
+        return [*ids, head_init_assumption(config)], True
+    return list(ids), False
+
+
 def assumptions_in_force(config: dict[str, Any]) -> list[str]:
     """The ids of ASSUMPTIONS that apply to a resolved run config, in catalogue order: those of every
     run, the dataset's, the backbone's, and the rules of its inner loop, outer loop and method."""
@@ -194,6 +248,8 @@ def assumptions_in_force(config: dict[str, Any]) -> list[str]:
     regularized = build_regularizer(config) is not None
     facts = {"task": dataset.task, "first_order": inner.first_order, "regularized": regularized}
     ids.update(rules_in_force(method_spec(config["method"]).assumptions, facts))
+    if GRADIENT_INNER in ids:
+        ids.add(head_init_assumption(config))
     if mu > 0 or gamma > 0:
         mu_minus = mu > 0 and float(config.get("regularizer.mu_sign", 1.0)) < 0
         gamma_minus = gamma > 0 and not regression and float(config.get("regularizer.gamma_sign", 1.0)) < 0

@@ -54,6 +54,10 @@ DEFAULTS: dict[str, Any] = {
     # shared by every inner loop
     "first_order": False,
     "bn_mode": "transductive",
+    # the gradient inner loop's linear head (bias zero): reference = as Finn et al.'s code draws it for the
+    # dataset's protocol (Omniglot N(0, 1), mini-ImageNet Xavier, sinusoid truncated normal with std 0.01;
+    # data.datasets.REFERENCE_HEAD_INITS); xavier = Xavier-uniform on every dataset; zero = all zero
+    "head.init": "reference",
     # each inner loop's own settings, <prefix>.<field>, with its dataclass field's default (learner.registry;
     # `python -m benchmarks settings` lists them): inner.* the gradient inner loop (MAML), kernel.* the
     # kernel inner loop (I-AMFS), whose lambda_init, scale_init and max_jitter_retries the ridge head shares
@@ -92,6 +96,7 @@ HELP: dict[str, str] = {
     "compose.outer": "outer loop instead of the method's own (empty: the method's)",
     "first_order": "first-order meta-gradient (inner gradients or the solve's support features detached)",
     "bn_mode": "batch-norm statistics: of the current batch (transductive) or of the support set (inductive)",
+    "head.init": "gradient inner loop: how the linear head is drawn (reference: as Finn et al.'s code, per dataset)",
     "inner.steps_train": "gradient inner loop: steps in meta-training",
     "inner.steps_test": "gradient inner loop: steps at validation and test",
     "inner.step_size": "gradient inner loop: step size",
@@ -131,7 +136,11 @@ CHOICES = {
     "compose.inner": ("", *inner_loops()),
     "compose.outer": ("", *outer_loops()),
     "kernel.sigma_init": ("median", "sqrt_d"),
+    "head.init": ("reference", "xavier", "zero"),
 }
+# The value a setting had in records made before it existed (their config lacks the key): the
+# default of the code that made them.
+BEFORE_SETTING: dict[str, Any] = {"head.init": "xavier"}
 
 
 def choices() -> dict[str, tuple[str, ...]]:

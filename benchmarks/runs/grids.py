@@ -11,7 +11,8 @@
     name = "reg-none"  methods = ["amfs"]  set = { "regularizer.mu" = 0.0 }
 
 A variant whose resolved config equals a run already listed (e.g. meta-batch 4 on mini-ImageNet
-1-shot, whose protocol meta-batch is 4) is not run twice: the earlier run stands for it.
+1-shot, whose protocol meta-batch is 4, or head.init = "xavier" where the reference head is Xavier's)
+is not run twice: the earlier run stands for it.
 
 Layers, later wins: config.DEFAULTS < dataset protocol < method defaults < grid defaults < setting
 < variant < command-line --set.
@@ -28,7 +29,7 @@ from typing import Any
 
 from benchmarks.common.files import is_plain_name
 from benchmarks.data.datasets import dataset_info
-from benchmarks.learner.registry import METHODS, method_spec
+from benchmarks.learner.registry import METHODS, head_init, method_spec
 from benchmarks.runs.config import ConfigError, check_keys, resolve
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
@@ -148,10 +149,13 @@ def load_grid(name: str, overrides: dict[str, Any] | None = None, only: str | No
                     explicit = {**defaults, **setting, **values, **overrides, "method": method, "seed": seed}
                     where = f"{path} ({setting.get('dataset', '?')}, {method}, {variant})"
                     config = resolve(explicit, where)
-                    identity = json.dumps(config, sort_keys=True)
+                    # head.init 'reference' as the draw it names, so that xavier where the reference is Xavier
+                    # (mini-ImageNet's protocol) is recognised as the same computation
+                    identity = json.dumps({**config, "head.init": head_init(config)}, sort_keys=True)
                     if identity in seen:
-                        # A variant that equals another run (meta-batch 4 where the protocol's is 4)
-                        # would repeat its computation; that run stands for both.
+                        # A variant that equals another run (meta-batch 4 where the protocol's is 4, head.init
+                        # xavier where the reference is Xavier) would repeat its computation; that run stands
+                        # for both.
                         continue
                     seen.add(identity)
                     setting_id = setting_name(config)

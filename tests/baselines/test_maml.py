@@ -8,6 +8,7 @@ what would notice a regression."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -15,8 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from baselines.maml import HEAD_INITS, TRUNCATED_NORMAL_STD, GradientInner
 from benchmarks.data.tasks import TaskBatch
 from benchmarks.learner.backbones import BackboneSpec
+from support.distributions import (
+    ks_bound,
+    ks_distance,
+    normal_cdf,
+    truncated_normal_cdf,
+    truncated_normal_std,
+    uniform_cdf,
+)
 from support.synthetic import (
     build_learner,
     cast_batch,
@@ -258,3 +268,59 @@ def test_evaluate_adapts_with_the_test_step_count(strategy: str):
             logits = reference_outputs(reference_conv4, fast, torch.cat([sx, qx]), sx.shape[0])[sx.shape[0] :]
         torch.testing.assert_close(loss[i], F.cross_entropy(logits, qy), rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(accuracy[i].double(), (logits.argmax(-1) == qy).double().mean())
+
+
+# --- the head's initial draw -----------------------------------------------------------------------
+HEAD_OUTPUTS, HEAD_FEATURES = 40, 250  # 10,000 weights: a KS distance of 0.0195 has p about 0.001
+XAVIER_BOUND = math.sqrt(6 / (HEAD_OUTPUTS + HEAD_FEATURES))
+# each draw's distribution; zero has none
+HEAD_DISTRIBUTIONS = {
+    "xavier": uniform_cdf(XAVIER_BOUND),
+    "normal": normal_cdf(1.0),
+    "truncated-normal": truncated_normal_cdf(TRUNCATED_NORMAL_STD),
+}
+
+
+def _head(head_init: str, seed: int = 0) -> Params:
+    inner = GradientInner(n_outputs=HEAD_OUTPUTS, head_init=head_init)
+    return inner.init_parameters(HEAD_FEATURES, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("head_init", HEAD_INITS)
+def test_head_weight_is_drawn_from_its_distribution_and_the_bias_is_zero(head_init: str):
+    """Each draw is close to its own distribution (KS distance below the p = 0.001 bound) and far from
+    the others' (so the check can fail); moments and ranges as the draw defines them."""
+    head = _head(head_init)
+    weight = head["head.weight"]
+    assert weight.shape == (HEAD_OUTPUTS, HEAD_FEATURES)
+    assert torch.equal(head["head.bias"], torch.zeros(HEAD_OUTPUTS))
+    if head_init == "zero":
+        assert torch.equal(weight, torch.zeros_like(weight))
+        return
+    bound = ks_bound(weight.numel())
+    assert ks_distance(weight, HEAD_DISTRIBUTIONS[head_init]) < bound
+    for other, cdf in HEAD_DISTRIBUTIONS.items():
+        if other != head_init:
+            assert ks_distance(weight, cdf) > 10 * bound, other
+    mean, std = weight.mean().item(), weight.std().item()
+    if head_init == "normal":  # tf.random_normal: N(0, 1)
+        assert abs(mean) < 0.04 and abs(std - 1.0) < 0.03
+    elif head_init == "truncated-normal":  # tf.truncated_normal(stddev=0.01): nothing beyond 2 std
+        assert weight.abs().max().item() <= 2 * TRUNCATED_NORMAL_STD
+        assert abs(mean) < 0.0004 and abs(std / truncated_normal_std(TRUNCATED_NORMAL_STD) - 1) < 0.03
+    else:  # Xavier-uniform: within the bound, and reaching near it
+        assert XAVIER_BOUND * 0.99 < weight.abs().max().item() <= XAVIER_BOUND
+
+
+def test_xavier_head_is_the_draw_the_suite_made_before_head_init_existed():
+    """head_init 'xavier' draws exactly what init_parameters drew before the setting: one
+    xavier_uniform_ from the given generator."""
+    expected = torch.empty(HEAD_OUTPUTS, HEAD_FEATURES)
+    torch.nn.init.xavier_uniform_(expected, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(_head("xavier", seed=5)["head.weight"], expected)
+    assert GradientInner(n_outputs=3).head_init == "xavier"
+
+
+def test_unknown_head_init_is_rejected():
+    with pytest.raises(ValueError, match="head_init must be one of"):
+        GradientInner(n_outputs=3, head_init="glorot")

@@ -25,10 +25,11 @@ ITERATIONS = 200
 
 # Final / initial held-out query loss must be below these bounds. Measured with this file's seeds
 # (PyTorch 2.14, CPU): sinusoid MSE 0.25 MAML, 0.35 FO-MAML, 0.30 O-AMFS, 0.18 I-AMFS, 0.19 AMFS;
-# blob cross-entropy 0.59 MAML, 0.68 FO-MAML, 0.60 O-AMFS, 0.21 I-AMFS, 0.22 AMFS; the controls: ridge
-# 0.08 sinusoid, 0.14 blobs, ProtoNet 0.04 blobs (its unscaled distances start with a large loss). Gradient
-# adaptation from 2 shots with one inner step plateaus near 0.55 on the blobs (longer training does
-# not lower it), hence the looser bound for it there.
+# blob cross-entropy 0.17 MAML, 0.15 FO-MAML, 0.17 O-AMFS (from the N(0, 1) reference head, whose
+# initial loss is high), 0.21 I-AMFS, 0.21 AMFS; the controls: ridge 0.08 sinusoid, 0.14 blobs, ProtoNet
+# 0.04 blobs (its unscaled distances start with a large loss). From a Xavier-uniform head gradient
+# adaptation from 2 shots with one inner step plateaus near 0.55 on the blobs, hence the looser bound
+# for it there.
 MAX_LOSS_RATIO = {
     ("sinusoid", "gradient"): 0.5,
     ("sinusoid", "kernel"): 0.5,
@@ -47,8 +48,12 @@ CONTROL_MIN_ACCURACY = 0.7
 def _family(name: str) -> tuple[dict, BackboneSpec, Callable[[torch.Generator, int], TaskBatch], float]:
     """Config values, backbone, task generator and Adam learning rate of a task family."""
     if name == "sinusoid":
-        # The sinusoid protocol (Finn et al. 2017): 10 shots, one inner step of 0.01, 10 at test.
-        return {"dataset": "sinusoid"}, BackboneSpec(kind="mlp"), lambda g, n: sinusoid_batch(g, n, 10, 10), 0.02
+        # The sinusoid protocol (Finn et al. 2017): 10 shots, one inner step of 0.01, 10 at test. The head
+        # Xavier-uniform: from the reference head (std 0.01) FO-MAML and O-AMFS need about 1,000 iterations to pass
+        # the bound (loss ratios 0.71 and 0.80 at 200, 0.20 and 0.19 at 1,000); the draw has its own tests
+        # (tests/baselines/test_maml.py).
+        values = {"dataset": "sinusoid", "head.init": "xavier"}
+        return values, BackboneSpec(kind="mlp"), lambda g, n: sinusoid_batch(g, n, 10, 10), 0.02
     # 3-way 2-shot Gaussian blobs in 8 inputs (2 informative, 6 of class-independent noise). An MLP
     # without batch norm needs a smaller inner step than Omniglot's Conv-4 (0.4 diverges for FO-MAML).
     values = {"dataset": "omniglot", "n_way": 3, "k_shot": 2, "inner.step_size": 0.1}

@@ -219,3 +219,37 @@ def test_without_flagged_runs_the_report_says_so(tmp_path):
     text = (tmp_path / "reports" / "quick" / "README.md").read_text()
     assert "- § checksum mismatch: no run read a source file whose published checksum did not match." in text
     assert "- ¶ cache only: every run's data was checked against its source files." in text
+
+
+def test_the_report_says_which_head_initialisation_the_runs_used(tmp_path):
+    """Read from the records: a gradient-inner-loop record without head.init in its config was made before
+    the setting existed and used the Xavier head; one with the setting lists its head-init id."""
+    old = [make_record(m, "omniglot", "5w1s", s) for m in ("maml", "amfs") for s in (0, 1)]
+    for record in old:
+        if record["method"] == "maml":
+            record["assumptions"].append("maml-adapt-all-parameters")
+    results = tmp_path / "results"
+    write_records(results, "quick", old)
+    commands.report("quick", results, tmp_path / "old")
+    text = (tmp_path / "old" / "quick" / "README.md").read_text()
+    assert "`head.init = xavier` in 2 runs (assumption [`head-init-xavier`]" in text
+    assert "2 of them were recorded before the setting existed" in text
+    assert "| `head-init-xavier` |" in text and text.split("| `head-init-xavier` |")[1].split("\n")[0].endswith(" 2 |")
+    assert "2 finished runs were recorded before the setting `head.init` existed" in text
+
+    new = make_record("maml", "omniglot", "5w1s", 2)
+    new["config"]["head.init"] = "reference"
+    new["assumptions"] += ["maml-adapt-all-parameters", "head-init-reference-omniglot"]
+    write_records(results, "quick", [new])
+    commands.report("quick", results, tmp_path / "both")
+    text = (tmp_path / "both" / "quick" / "README.md").read_text()
+    assert "`head.init = reference` in 1 run (assumption [`head-init-reference-omniglot`]" in text
+    assert "`head.init = xavier` in 2 runs" in text and "2 of them were recorded before" in text
+    assert "| `head-init-reference-omniglot` |" in text
+
+
+def test_a_report_without_gradient_inner_loop_runs_has_no_head_note(tmp_path):
+    write_records(tmp_path / "results", "quick", [make_record("amfs", "omniglot", "5w1s", 0)])
+    commands.report("quick", tmp_path / "results", tmp_path / "reports")
+    text = (tmp_path / "reports" / "quick" / "README.md").read_text()
+    assert "Head initialisation" not in text and "head-init-" not in text
