@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, benchmark, report, claims, perf.
+"""Sessions: tests, lint, benchmark, report, evidence, claims, perf.
 
 All sessions share one environment (.nox/amfs-bench): PyTorch is several GB, so it is installed
 once and reused; it is refreshed only when pyproject.toml or the torch pin changes.
@@ -61,6 +61,13 @@ def report(session: nox.Session) -> None:
     """Regenerate reports/<grid>/ from stored results (default grid: quick)."""
     args = session.posargs or ["--grid", "quick"]
     session.run(_python(session), "-m", "benchmarks", "report", *args, external=True)
+
+
+@nox.session(venv_backend="none")
+def evidence(session: nox.Session) -> None:
+    """Write reports/README.md, the claims ledger, from every committed store; `-- --check` checks it
+    and every committed grid report against their records instead."""
+    session.run(_python(session), "-m", "benchmarks", "evidence", *session.posargs, external=True)
 
 
 @nox.session(venv_backend="none")
