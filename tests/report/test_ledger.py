@@ -14,7 +14,17 @@ from benchmarks.cli import main
 from benchmarks.learner.registry import METHODS
 from benchmarks.report.claims import NOT_RUN, REFUTED, RULES, SUPPORTED, VERDICTS, evaluate_claims
 from benchmarks.report.evidence import Evidence, EvidenceError, find_stores
-from benchmarks.report.fidelity import CACHE_ONLY, CHECKSUM, EXCLUDED, FULL, PARTIAL, REDUCED, fidelity
+from benchmarks.report.fidelity import (
+    CACHE_ONLY,
+    CHECKSUM,
+    EXCLUDED,
+    FULL,
+    PARTIAL,
+    REDUCED,
+    fidelity,
+    fits,
+    signature,
+)
 from benchmarks.report.ledger import render_ledger
 from benchmarks.report.runs import load_runs, parse_run
 from benchmarks.report.settle import NEEDS, grid_runs, run_commands
@@ -231,16 +241,16 @@ def test_commands_run_exactly_the_wanted_runs_of_any_grid():
         assert len(commands) < len(selected)  # globs, not one command per run
 
 
-def test_reduced_commands_reproduce_the_committed_protocol():
-    evidence = Evidence(find_stores(REPO / "reports"))
+def test_reduced_commands_reproduce_the_committed_protocol(tmp_path):
+    """The --set of a reduced command gives the grid's runs the protocol of omniglot-short's records."""
+    shutil.copytree(REPO / "reports" / "omniglot-short" / "results", tmp_path / "reports" / "short" / "results")
+    evidence = Evidence(find_stores(tmp_path / "reports"))
     page = render_ledger(evidence)
     cmd = next(line for line in page.splitlines() if "--grid ablations --only" in line and "--set" in line)
     sets = dict(item.split("=", 1) for item in cmd.split("--set ", 1)[1].split())
     only = re.search(r"--only '?([^' ]+)'?", cmd)[1]
     overrides = {k: json.loads(v) for k, v in sets.items()}
     (tier,) = evidence.tiers[("omniglot", "5w1s")]
-    from benchmarks.report.fidelity import fits, signature
-
     specs = grid_runs("ablations", overrides, only)
     assert specs and all(fits(signature(s.config, s.overrides), tier.protocol) for s in specs)
 
