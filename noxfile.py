@@ -71,6 +71,13 @@ def report(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+def evidence(session: nox.Session) -> None:
+    """Write reports/README.md, the claims ledger, from every committed store; `-- --check` checks it
+    and every committed grid report against their records instead."""
+    session.run(_python(session), "-m", "benchmarks", "evidence", *session.posargs, external=True)
+
+
+@nox.session(venv_backend="none")
 def claims(session: nox.Session) -> None:
     """Print the claims table with verdicts (default grid: quick)."""
     args = session.posargs or ["--grid", "quick"]

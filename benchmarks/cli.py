@@ -104,6 +104,12 @@ def cmd_claims(args: argparse.Namespace) -> int:
     return commands.claims(args.grid, Path(args.results), args.strict)
 
 
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from benchmarks.report import verify
+
+    return verify.evidence([Path(p) for p in args.results], Path(args.reports), args.check)
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     from benchmarks.perf import command
 
@@ -175,6 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results")
     p.add_argument("--strict", action="store_true", help="exit non-zero when a paper claim is refuted")
     p.set_defaults(func=cmd_claims)
+
+    p = sub.add_parser("evidence", help="write reports/README.md, the claims ledger over every committed run")
+    p.add_argument("--results", action="append", default=[], help="another results folder to read (repeatable)")
+    p.add_argument("--reports", default="reports")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 naming each file when the ledger or a committed grid report differs from "
+        "its records",
+    )
+    p.set_defaults(func=cmd_evidence)
 
     p = sub.add_parser("perf", help="time every method against learn2learn; writes reports/perf/")
     p.add_argument("--device", default="auto")

@@ -47,8 +47,10 @@ def make_record(
     timing: dict[str, float] | None = None,
     device: tuple[str, str] = ("cuda", "NVIDIA H100 80GB HBM3"),
     salt: int | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One complete record; `values` overrides the drawn per-episode values."""
+    """One complete record; `values` overrides the drawn per-episode values; `overrides` are the
+    variant's own settings (record field `overrides`)."""
     key = f"{dataset}/{setting}/{method}/{variant}/seed{seed}"
     run_id = key.replace("/", "__")
     regression = dataset == "sinusoid"
@@ -68,7 +70,7 @@ def make_record(
         "seed": seed,
         "variant": variant,
         "config": {"method": method, "dataset": dataset, "seed": seed, "reduced": reduced, "meta_batch": meta_batch},
-        "overrides": {},
+        "overrides": dict(overrides or {}),
         "assumptions": ["paper-via-summary", "protocol-finn-hyperparameters"]
         + (["kernel-sigma-median"] if "amfs" in method and method != "o-amfs" else []),
         "environment": {
@@ -205,6 +207,7 @@ def realistic_records(
                     effect=effect,
                     episodes=episodes,
                     meta_batch=size,
+                    overrides={"meta_batch": size} if variant.startswith("meta-batch") else {},
                 )
             )
     for dataset in ("cub", "fc100"):
