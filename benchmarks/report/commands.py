@@ -20,10 +20,11 @@ from pathlib import Path
 
 from benchmarks.common.files import atomic_write_bytes
 from benchmarks.report import figures as fig
-from benchmarks.report.claims import REFUTED, VERDICTS, ClaimResult, evaluate_claims
+from benchmarks.report.claims import evaluate_claims
 from benchmarks.report.labels import REGULARIZER_VARIANTS, cell_label, meta_batch_of_variant
 from benchmarks.report.readme import HEADING, claims_section, render_readme
 from benchmarks.report.runs import RunSet, load_runs
+from benchmarks.report.verdicts import REFUTED, VERDICTS, ClaimResult
 from benchmarks.runs.config import ConfigError
 from benchmarks.runs.grids import check_grid_name
 from benchmarks.runs.store import ResultsStore, StoreError

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from benchmarks.report.claims import NOT_RUN, RULES, ClaimResult, evaluate_claims
+from benchmarks.report.claims import evaluate_claims
 from benchmarks.report.fidelity import (
     BY_RANK,
     REDUCED,
@@ -32,6 +32,7 @@ from benchmarks.report.fidelity import (
 )
 from benchmarks.report.labels import dataset_order, method_order, setting_order, variant_order
 from benchmarks.report.runs import Run, RunSet, load_runs
+from benchmarks.report.verdicts import NOT_RUN, RULES, ClaimResult
 from benchmarks.runs.store import StoreError
 
 LEDGER_GRID = "(every store)"  # the grid name of the combined evidence, which the claims' texts quote

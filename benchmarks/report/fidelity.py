@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.report.runs import Run
-from benchmarks.runs.config import DEFAULTS, protocol_defaults
+from benchmarks.runs.config import BEFORE_SETTING, DEFAULTS, protocol_defaults
 
 
 @dataclass(frozen=True)
@@ -136,10 +136,12 @@ def fidelity(run: Run) -> Level:
 
 
 def signature(config: dict[str, Any], overrides: dict[str, Any] | None) -> Signature:
-    """The protocol part of a config: every key not EXCLUDED and not set by the run's variant."""
+    """The protocol part of a config: every key not EXCLUDED and not set by the run's variant. A
+    setting the config lacks (a record made before it existed) has the value it had then."""
     own = set(overrides or {})
+    full = {**BEFORE_SETTING, **config}
     return frozenset(
-        (key, json.dumps(value, sort_keys=True)) for key, value in config.items() if key not in EXCLUDED | own
+        (key, json.dumps(value, sort_keys=True)) for key, value in full.items() if key not in EXCLUDED | own
     )
 
 

@@ -27,8 +27,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from benchmarks.report.claims import COST_MEASURES, meta_batch_pairs
+from benchmarks.report.accuracy_claims import meta_batch_pairs
 from benchmarks.report.compare import SCALE, paired_difference, summarize
+from benchmarks.report.cost_claim import COST_MEASURES
 from benchmarks.report.labels import (
     AMFS_FAMILY,
     REDUCED_MARK,

@@ -8,7 +8,6 @@ from collections import Counter
 
 from benchmarks.common.tables import markdown as table
 from benchmarks.report import published
-from benchmarks.report.claims import RULES, VERDICTS
 from benchmarks.report.compare import summarize
 from benchmarks.report.evidence import LEDGER_GRID, ClaimEvidence, Evidence, Item, Tier
 from benchmarks.report.fidelity import EXCLUDED, FULL, LEVELS, REDUCED, value_of
@@ -23,6 +22,7 @@ from benchmarks.report.labels import (
     variant_order,
 )
 from benchmarks.report.settle import NEEDS, full_commands, grid_runs, reduced_commands
+from benchmarks.report.verdicts import RULES, VERDICTS
 
 PROTOCOL_COLUMNS = ("iterations", "meta_batch", "test_episodes", "val_every", "val_episodes", "precision")
 

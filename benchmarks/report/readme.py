@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 
 from benchmarks.common.tables import markdown as table
-from benchmarks.report.claims import VERDICTS, ClaimResult
 from benchmarks.report.figures import RenderedFigure
 from benchmarks.report.labels import (
     CACHE_ONLY_MARK,
@@ -25,6 +24,7 @@ from benchmarks.report.tables import (
     result_table,
     timing_table,
 )
+from benchmarks.report.verdicts import VERDICTS, ClaimResult
 from benchmarks.runs.assumptions import ASSUMPTIONS, HEAD_INIT_PREFIX, recorded_assumptions
 from benchmarks.runs.config import BEFORE_SETTING
 

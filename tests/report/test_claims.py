@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.report import commands
-from benchmarks.report.claims import INCONCLUSIVE, NOT_COMPARABLE, NOT_RUN, REFUTED, SUPPORTED, evaluate_claims
+from benchmarks.report.claims import evaluate_claims
 from benchmarks.report.runs import load_runs
+from benchmarks.report.verdicts import INCONCLUSIVE, NOT_COMPARABLE, NOT_RUN, REFUTED, SUPPORTED
 from support.records import GRADIENT_COST, KERNEL_COST, make_record, write_records
 
 GRID = "quick"

@@ -3,7 +3,6 @@ claim rests on, refusal to write from nothing, --check, and the commands it prin
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from benchmarks.cli import main
 from benchmarks.learner.registry import METHODS
-from benchmarks.report.claims import NOT_RUN, REFUTED, RULES, SUPPORTED, VERDICTS, evaluate_claims
+from benchmarks.report.claims import evaluate_claims
 from benchmarks.report.evidence import Evidence, EvidenceError, find_stores
 from benchmarks.report.fidelity import (
     CACHE_ONLY,
@@ -28,6 +27,8 @@ from benchmarks.report.fidelity import (
 from benchmarks.report.ledger import render_ledger
 from benchmarks.report.runs import load_runs, parse_run
 from benchmarks.report.settle import NEEDS, grid_runs, run_commands
+from benchmarks.report.verdicts import NOT_RUN, REFUTED, RULES, SUPPORTED, VERDICTS
+from benchmarks.runs.config import parse_assignments
 from support.records import make_record, realistic_records, write_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -247,9 +248,8 @@ def test_reduced_commands_reproduce_the_committed_protocol(tmp_path):
     evidence = Evidence(find_stores(tmp_path / "reports"))
     page = render_ledger(evidence)
     cmd = next(line for line in page.splitlines() if "--grid ablations --only" in line and "--set" in line)
-    sets = dict(item.split("=", 1) for item in cmd.split("--set ", 1)[1].split())
     only = re.search(r"--only '?([^' ]+)'?", cmd)[1]
-    overrides = {k: json.loads(v) for k, v in sets.items()}
+    overrides = parse_assignments(cmd.split("--set ", 1)[1].split())
     (tier,) = evidence.tiers[("omniglot", "5w1s")]
     specs = grid_runs("ablations", overrides, only)
     assert specs and all(fits(signature(s.config, s.overrides), tier.protocol) for s in specs)
