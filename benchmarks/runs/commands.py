@@ -14,7 +14,7 @@ from benchmarks.runs import executors
 from benchmarks.runs.config import ConfigError, parse_assignments
 from benchmarks.runs.context import RunContext
 from benchmarks.runs.executors import ExecutorOptions
-from benchmarks.runs.grids import Grid, load_grid
+from benchmarks.runs.grids import Grid, RunSpec, load_grid
 from benchmarks.runs.status import run_status, runs_to_do
 from benchmarks.runs.store import ResultsStore, StoreError
 
@@ -44,6 +44,22 @@ def list_runs(grid_name: str, assignments: list[str], only: str | None, results:
     return 0
 
 
+def _print_reasons(store: ResultsStore, specs: list[RunSpec]) -> None:
+    """Why the runs that did not finish failed, each reason once with the runs it stopped."""
+    reasons: dict[str, list[str]] = {}
+    for spec in specs:
+        try:
+            record = store.read_record(spec.run_id)
+        except StoreError as e:
+            reasons.setdefault(str(e), []).append(spec.key)
+            continue
+        if record is not None and record["status"] != "done":
+            reasons.setdefault(record["reason"] or "no reason recorded", []).append(spec.key)
+    for reason, keys in reasons.items():
+        runs = keys[0] if len(keys) == 1 else f"{len(keys)} runs ({keys[0]}, ...)"
+        print(f"  {runs}: {reason}")
+
+
 def run_grid(
     grid_name: str, assignments: list[str], only: str | None, context: RunContext, options: ExecutorOptions
 ) -> int:
@@ -61,14 +77,7 @@ def run_grid(
     statuses = executors.execute(todo, context, options)
     counts: dict[str, Any] = {s: statuses.count(s) for s in sorted(set(statuses))}
     print(f"\nfinished: {', '.join(f'{n} {s}' for s, n in counts.items()) or 'nothing to do'}; results in {store.root}")
-    for spec in todo:
-        try:
-            record = store.read_record(spec.run_id)
-        except StoreError as e:
-            print(f"  {spec.key}: {e}")
-            continue
-        if record is not None and record["status"] != "done":
-            print(f"  {spec.key}: {record['reason']}")
+    _print_reasons(store, todo)
     print(f"see `python -m benchmarks list --grid {grid_name}` and `python -m benchmarks report --grid {grid.name}`")
     failed = statuses.count("failed")
     if failed:

@@ -122,8 +122,13 @@ def _run_one(spec: RunSpec, context: RunContext) -> str:
         try:
             sources = _sources(spec, context, device)
         except DataError as e:
-            _write(store, failed_record(spec, f"{NOT_RUN_PREFIX}data absent or unusable: {e}"))
-            print(f"[failed] {spec.key}: {NOT_RUN_PREFIX}data absent or unusable: {e}", file=sys.stderr)
+            fix = (
+                f"The data root is {context.data_root}: point --data-root (or $AMFS_DATA_ROOT) at the folder "
+                "that holds the dataset; `python -m benchmarks data check` shows what it finds there"
+            )
+            reason = f"{NOT_RUN_PREFIX}data absent or unusable: {str(e).rstrip('.')}. {fix}"
+            _write(store, failed_record(spec, reason))
+            print(f"[not run] {spec.key}: data absent or unusable (the reason is at the end)", file=sys.stderr)
             return "failed"
         trainer = Trainer(spec, sources, device, store.checkpoint_path(spec.run_id), context.progress)
         _CURRENT[0] = trainer

@@ -148,9 +148,9 @@ def test_submitit_local_executor_runs_the_same_path(tmp_path):
     assert any((tmp_path / "s" / "tiny" / "jobs").iterdir())
 
 
-def test_missing_dataset_is_reported_not_run_with_the_fix(tmp_path):
+def test_missing_dataset_is_reported_not_run_with_the_fix(tmp_path, capsys):
     text = (
-        GRID.format(methods='"maml"', iterations=2, val_every=1, checkpoint_every=1)
+        GRID.format(methods='"maml", "amfs"', iterations=2, val_every=1, checkpoint_every=1)
         .replace('dataset = "sinusoid"', 'dataset = "omniglot"\nn_way = 5')
         .replace("k_shot = 5", "k_shot = 1")
     )
@@ -159,10 +159,15 @@ def test_missing_dataset_is_reported_not_run_with_the_fix(tmp_path):
     where = ["--data-root", str(tmp_path / "empty"), "--cache-dir", str(tmp_path / "no-cache")]
     code = main(["run", "--grid", str(grid), "--results", str(tmp_path / "r"), *where])
     assert code == 1
-    (record,) = records(tmp_path / "r", "nodata").values()
+    record = records(tmp_path / "r", "nodata")["omniglot/5w1s/maml/default/seed0"]
     assert record["status"] == "failed" and record["reason"].startswith("not run: data absent")
     assert "omniglot" in record["reason"].lower()
+    assert f"The data root is {tmp_path / 'empty'}: point --data-root (or $AMFS_DATA_ROOT)" in record["reason"]
     json.dumps(record)
+    out = capsys.readouterr().out
+    # the shared reason is printed once for both runs, not once per run
+    assert out.count("not run: data absent") == 1 and "2 runs (omniglot/5w1s/maml/default/seed0, ...)" in out
+    assert out.strip().splitlines()[-1] == "2 of 2 runs failed (grid nodata); their reasons are above"
 
 
 def test_a_run_tested_on_one_episode_is_listed_without_a_ci(tmp_path, capsys):
