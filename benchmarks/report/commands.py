@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.common.files import atomic_write_bytes
+from benchmarks.report import comparison_figures, learning_figures
 from benchmarks.report import figures as fig
 from benchmarks.report.claims import evaluate_claims
 from benchmarks.report.labels import REGULARIZER_VARIANTS, cell_label, meta_batch_of_variant
@@ -41,7 +42,7 @@ def build_figures(runs: RunSet) -> tuple[list[fig.RenderedFigure], list[str]]:
     skipped: list[str] = []
     settings = [(d, s) for d in runs.datasets() for s in runs.settings(d)]
     for dataset, setting in settings:
-        drawn = fig.validation_figure(runs, dataset, setting)
+        drawn = learning_figures.validation_figure(runs, dataset, setting)
         if drawn:
             figures.append(drawn)
         else:
@@ -55,7 +56,7 @@ def build_figures(runs: RunSet) -> tuple[list[fig.RenderedFigure], list[str]]:
         if any(meta_batch_of_variant(v) is not None for m, v in runs.rows(d, s) if m in ("maml", "o-amfs"))
     ]
     for dataset, setting in regularizer:
-        drawn = fig.regularizer_figure(runs, dataset, setting)
+        drawn = learning_figures.regularizer_figure(runs, dataset, setting)
         if drawn:
             figures.append(drawn)
         else:
@@ -63,7 +64,7 @@ def build_figures(runs: RunSet) -> tuple[list[fig.RenderedFigure], list[str]]:
     if not regularizer:
         skipped.append("regularizer ablation: no AMFS reg-none / reg-mu-only / reg-gamma-only runs (ablations grid)")
     for dataset, setting in meta_batch:
-        drawn = fig.meta_batch_figure(runs, dataset, setting)
+        drawn = learning_figures.meta_batch_figure(runs, dataset, setting)
         if drawn:
             figures.append(drawn)
         else:
@@ -72,11 +73,11 @@ def build_figures(runs: RunSet) -> tuple[list[fig.RenderedFigure], list[str]]:
             )
     if not meta_batch:
         skipped.append("meta-batch sizes: no MAML / O-AMFS meta-batch-n runs (ablations grid)")
-    cost = fig.cost_figures(runs)
+    cost = comparison_figures.cost_figures(runs)
     figures += cost
     if not cost:
         skipped.append("time and memory: no finished default run recorded timings")
-    paired = fig.paired_vs_maml_figures(runs)
+    paired = comparison_figures.paired_vs_maml_figures(runs)
     figures += paired
     if not paired:
         skipped.append("paired difference against MAML: no I-AMFS, O-AMFS or AMFS run shares seeds with a MAML run")
