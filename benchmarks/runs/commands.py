@@ -11,9 +11,13 @@ from benchmarks.runs import executors
 from benchmarks.runs.config import ConfigError, parse_assignments
 from benchmarks.runs.context import RunContext
 from benchmarks.runs.executors import ExecutorOptions
-from benchmarks.runs.grids import Grid, load_grid
+from benchmarks.runs.grids import Grid, RunSpec, load_grid
+from benchmarks.runs.locks import record_fingerprint
+from benchmarks.runs.slurm import CannotStart, queued_jobs
 from benchmarks.runs.status import run_status, runs_to_do
 from benchmarks.runs.store import ResultsStore
+
+WAITING = ("pending", "interrupted")  # statuses a queued SLURM job may be about to change
 
 
 def _grid(name: str, assignments: list[str], only: str | None) -> Grid | None:
@@ -33,8 +37,12 @@ def list_runs(grid_name: str, assignments: list[str], only: str | None, results:
     store = ResultsStore(results, grid.name)
     counts: dict[str, int] = {}
     width = max((len(r.key) for r in grid.runs), default=10)
-    for spec in grid.runs:
-        status, detail = run_status(store, spec)
+    statuses = [run_status(store, spec) for spec in grid.runs]
+    waiting = [s.run_id for s, (status, _) in zip(grid.runs, statuses, strict=True) if status in WAITING]
+    queued = queued_jobs(store, waiting)  # runs submitted to SLURM and not started yet: their job's state
+    for spec, (status, detail) in zip(grid.runs, statuses, strict=True):
+        if spec.run_id in queued:
+            status, detail = "queued", f"{queued[spec.run_id]}; {detail}".rstrip("; ")
         counts[status] = counts.get(status, 0) + 1
         print(f"{spec.key.ljust(width)}  {status:<11}  {detail}")
     print(f"\n{len(grid.runs)} runs in grid {grid.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
@@ -51,16 +59,65 @@ def run_grid(
     store = ResultsStore(context.results, grid.name)
     todo, conflicts = runs_to_do(grid, store)
     if conflicts:
-        print("error: results already stored with a different config:\n  " + "\n  ".join(conflicts), file=sys.stderr)
+        print("error: runs stored or running with a different config:\n  " + "\n  ".join(conflicts), file=sys.stderr)
         return 2
     done = len(grid.runs) - len(todo)
     print(f"grid {grid.name}: {len(grid.runs)} runs, {done} already done, {len(todo)} to run; results in {store.root}")
-    statuses = executors.execute(todo, context, options)
-    counts: dict[str, Any] = {s: statuses.count(s) for s in sorted(set(statuses))}
-    print(f"\nfinished: {', '.join(f'{n} {s}' for s, n in counts.items()) or 'nothing to do'}; results in {store.root}")
-    for spec in todo:
-        record = store.read_record(spec.run_id)
-        if record is not None and record["status"] != "done":
-            print(f"  {spec.key}: {record['reason']}")
+    code, last = execute_todo(todo, context, options)
     print(f"see `python -m benchmarks list --grid {grid_name}` and `python -m benchmarks report --grid {grid_name}`")
-    return 0
+    if last:
+        print(last)
+    return code
+
+
+def execute_todo(todo: list[RunSpec], context: RunContext, options: ExecutorOptions) -> tuple[int, str | None]:
+    """Execute runs (of one grid or several) and print what happened. Returns the exit code and,
+    under a budget, the line to print last (runs/budget.py): 0 when every run started finished or
+    was checkpointed, 1 when one failed."""
+    planned = {spec.run_id: record_fingerprint(ResultsStore(context.results, spec.grid), spec.run_id) for spec in todo}
+    try:
+        plan = executors.local_plan(context, options) if options.kind == "local" else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2, None
+    if plan is not None:
+        workers, budget = plan
+        if workers > 1:
+            print(f"{workers} workers, each run in its own process")
+        if budget is not None:
+            print(budget.summary(todo, context.results))
+    try:
+        outcomes = executors.execute(todo, context, options, planned, plan)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2, None
+    except CannotStart as e:
+        return 1, f"gave up: {e}"
+    statuses = [o.status for o in outcomes]
+    counts: dict[str, Any] = {s: statuses.count(s) for s in sorted(set(statuses))}
+    said = ", ".join(f"{n} {s}" for s, n in counts.items()) or "nothing to do"
+    print(f"\nfinished: {said}; results in {context.results}")
+    for outcome in outcomes:
+        spec = outcome.spec
+        record = ResultsStore(context.results, spec.grid).read_record(spec.run_id)
+        if outcome.status in ("failed", "crashed") and record is not None and record["status"] != "done":
+            print(f"  {spec.key}: {record['reason']}")
+        elif outcome.status in ("busy", "conflict"):
+            print(f"  {spec.key}: {run_status(ResultsStore(context.results, spec.grid), spec)[1]}")
+    if plan is None or plan[1] is None:
+        return 0, None
+    failed = counts.get("failed", 0) + counts.get("crashed", 0)
+    code = 1 if failed else 0
+    parts = [
+        f"{counts.get('done', 0)} done",
+        f"{counts.get('interrupted', 0)} interrupted (resume with the same command)",
+    ]
+    parts.append(f"{counts.get('pending', 0)} pending")
+    if failed:
+        parts.append(f"{failed} failed")
+    elsewhere = counts.get("busy", 0) + counts.get("elsewhere", 0)
+    if elsewhere:
+        parts.append(f"{elsewhere} held or finished by another process")
+    if counts.get("interrupted", 0) or counts.get("pending", 0):
+        return code, "budget spent: " + ", ".join(parts)
+    return code, "finished within the budget: " + ", ".join(parts)

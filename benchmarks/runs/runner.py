@@ -1,27 +1,27 @@
 """One run, start to record: `run_one` is the unit of work every executor calls (in-process,
-submitit-local, SLURM). It loads the data the run needs, trains (resuming from a checkpoint), tests
-and writes the run's record atomically; a run that cannot finish is recorded as failed with why."""
+worker processes, submitit-local, SLURM). It claims the run (runs/locks.py: one process per run),
+loads the data the run needs, trains (resuming from a checkpoint), tests and writes the run's record
+atomically; a run that cannot finish is recorded as failed with why, and one stopped by a deadline
+or a signal is left checkpointed (interrupted)."""
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
 import sys
-import time
 import traceback
 from typing import Any
 
 import torch
 
-from benchmarks.common.files import atomic_write_json
 from benchmarks.device.environment import environment, resolve_device
 from benchmarks.device.heap import retain_freed_memory
 from benchmarks.runs.assumptions import assumptions_in_force
 from benchmarks.runs.config import ConfigError
 from benchmarks.runs.context import RunContext
 from benchmarks.runs.grids import RunSpec
-from benchmarks.runs.store import NOT_RUN_PREFIX, SCHEMA_VERSION, ResultsStore
+from benchmarks.runs.interrupt import CONTROL, Interrupted
+from benchmarks.runs.locks import LockBusy, RunLock, record_fingerprint
+from benchmarks.runs.store import NOT_RUN_PREFIX, SCHEMA_VERSION, ResultsStore, StoreError
 
 
 def _sources(spec: RunSpec, context: RunContext, device: torch.device) -> dict[str, Any]:
@@ -54,33 +54,77 @@ def failed_record(spec: RunSpec, reason: str, extra: dict[str, Any] | None = Non
     return {**base_record(spec), "status": "failed", "reason": reason, **(extra or {})}
 
 
-def run_one(spec: RunSpec, context: RunContext) -> str:
-    """Train, test and store one run. Returns its final status ("done" or "failed")."""
+#: run_one's `planned` when the caller made no plan: a failed record found at claim time is retried.
+UNPLANNED = "unplanned"
+
+
+def claim(store: ResultsStore, spec: RunSpec, planned: str | None) -> tuple[RunLock | None, str, str]:
+    """Claim a run before training it: (lock, "", "") or (None, status, why not).
+
+    Not claimed: "busy" (a live process holds it), "conflict" (held or stored with another config),
+    "elsewhere" (another process wrote its record since `planned`, the record's fingerprint when the
+    run was planned: a done record always, a failed one that is not the planned one)."""
+    try:
+        lock = RunLock.acquire(store, spec.key, spec.run_id, spec.config)
+    except LockBusy as e:
+        if not e.same_config:
+            return None, "conflict", f"{e.holder.describe()} is running it with a different config"
+        return None, "busy", str(e)
+    try:
+        record = store.read_record(spec.run_id)
+    except StoreError:
+        record = None  # an unreadable record is replaced by this attempt (status.py lists it as failed)
+    if record is not None:
+        why = None
+        if record["config"] != spec.config:
+            lock.release()
+            return None, "conflict", "stored with a different config"
+        if record["status"] == "done":
+            why = "done by another process"
+        elif planned != UNPLANNED and record_fingerprint(store, spec.run_id) != planned:
+            why = "attempted by another process since this command started"
+        if why:
+            lock.release()
+            return None, "elsewhere", why
+    return lock, "", ""
+
+
+def run_one(spec: RunSpec, context: RunContext, planned: str | None = UNPLANNED) -> str:
+    """Claim, train, test and store one run. Returns its status: "done" or "failed" (trained here),
+    "interrupted" (stopped at the deadline or by a signal, checkpointed), or, when it was not
+    trained here, "busy", "conflict" or "elsewhere" (see `claim`)."""
     from benchmarks.data import DataError
     from benchmarks.runs.trainer import RunFailure, Trainer
 
     store = ResultsStore(context.results, spec.grid)
-    device = resolve_device(context.device)
-    threads = context.threads
-    if threads or device.type == "cpu":
-        # One thread by default on the CPU: the per-task tensors are small, and threads that wait on
-        # each other for a shared core are far slower than one (reports/perf/NOTES.md, "Defaults in the code").
-        torch.set_num_threads(threads or 1)
-    retain_freed_memory()  # time only (device/heap.py); recorded in the environment
-    if device.type == "cuda":
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-    marker = store.running_path(spec.run_id)
-    atomic_write_json(marker, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
+    lock, status, why = claim(store, spec, planned)
+    if lock is None:
+        print(f"[{status}] {spec.key}: {why}", file=sys.stderr)
+        return status
+    if lock.took_over:
+        print(f"[resume] {spec.key}: {lock.took_over}", file=sys.stderr)
     trainer = None
     try:
+        device = resolve_device(context.device)
+        threads = context.threads
+        if threads or device.type == "cpu":
+            # One thread by default on the CPU: the per-task tensors are small, and threads that wait on
+            # each other for a shared core are far slower than one (reports/perf/NOTES.md, "Defaults in the code").
+            torch.set_num_threads(threads or 1)
+        retain_freed_memory()  # time only (device/heap.py); recorded in the environment
+        if device.type == "cuda":
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
         try:
             sources = _sources(spec, context, device)
         except DataError as e:
-            store.write_record(failed_record(spec, f"{NOT_RUN_PREFIX}data absent or unusable: {e}"))
+            _write(store, lock, failed_record(spec, f"{NOT_RUN_PREFIX}data absent or unusable: {e}"))
             return "failed"
         trainer = Trainer(spec, sources, device, store.checkpoint_path(spec.run_id), context.progress)
         _CURRENT[0] = trainer
+        CONTROL.deadline = context.deadline
+        trainer.interrupt = CONTROL.poll
+        lock.progress = lambda: trainer.state.iteration
         trainer.try_resume()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -118,25 +162,40 @@ def run_one(spec: RunSpec, context: RunContext) -> str:
                 "resumed_from_iteration": state.resumed_from,
             },
         }
-        store.write_record(record)
+        if not _write(store, lock, record):
+            return "elsewhere"
         store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
         return "done"
+    except Interrupted as e:
+        print(f"[interrupted] {spec.key}: {e}", file=sys.stderr)
+        return "interrupted"
     except (RunFailure, torch.cuda.OutOfMemoryError, ConfigError, ValueError, RuntimeError) as e:
         reason = f"{type(e).__name__}: {e}"
         extra = {}
         if trainer is not None:
             extra["faults"] = {"jitter_retries": trainer.state.jitter_retries, "failed_at": trainer.state.iteration}
-        store.write_record(failed_record(spec, reason, extra))
+        _write(store, lock, failed_record(spec, reason, extra))
         print(f"[failed] {spec.key}: {reason}", file=sys.stderr)
         if not isinstance(e, (RunFailure, torch.cuda.OutOfMemoryError)):
             traceback.print_exc()
         return "failed"
     finally:
         _CURRENT[0] = None
-        marker.unlink(missing_ok=True)
+        lock.release()
 
 
-# The trainer running in this process, so a preemption signal handler can checkpoint it.
+def _write(store: ResultsStore, lock: RunLock, record: dict[str, Any]) -> bool:
+    """Write the record if this process still holds the run's lock (a holder judged stale and taken
+    over by another process must not overwrite that process's work); False otherwise."""
+    if not lock.verify():
+        print(f"[lost] {record['key']}: its lock was taken over; record not written", file=sys.stderr)
+        return False
+    store.write_record(record)
+    return True
+
+
+# The trainer running in this process. A checkpoint is consistent only between iterations: signal
+# handlers ask for one through runs/interrupt.CONTROL instead of calling this.
 _CURRENT: list[Any] = [None]
 
 

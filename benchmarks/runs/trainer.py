@@ -10,6 +10,7 @@ import io
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from benchmarks.data.datasets import dataset_info
 from benchmarks.device.execution import Execution, apply_precision
 from benchmarks.runs.build import assemble
 from benchmarks.runs.grids import RunSpec
+from benchmarks.runs.interrupt import Interrupted, Request
 
 EVAL_CHUNK = 25  # test/validation tasks evaluated per call: bounds memory, amortises overhead
 
@@ -67,6 +69,9 @@ class Trainer:
         self.update = self.assembly.meta_update()
         self.best_params = {k: v.detach().clone() for k, v in self.params.items()}
         self.state = TrainState(recovered=list(self.assembly.notes))
+        # Polled at the end of every iteration (runs/interrupt.py): a deadline or a signal asks for a
+        # checkpoint there, and possibly a stop (Interrupted), where the state is consistent.
+        self.interrupt: Callable[[], Request | None] | None = None
 
     @property
     def execution(self) -> Execution:
@@ -167,6 +172,12 @@ class Trainer:
             self.state.train_seconds = time.perf_counter() - started
             if done % cfg["checkpoint_every"] == 0 and done < total:
                 self.save_checkpoint()
+            request = self.interrupt() if self.interrupt is not None and done < total else None
+            if request is not None:
+                self.save_checkpoint()
+                if request.stop:
+                    bar.close()
+                    raise Interrupted(f"{request.reason}: checkpointed at iteration {done} of {total}")
             bar.update(1)
             postfix = {"loss": f"{loss:.3f}"}
             if self.state.val_curve:

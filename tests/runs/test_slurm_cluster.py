@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from support.slurm_cluster import (
     CRED_EXPIRE_S,
     SlurmCluster,
@@ -288,6 +289,7 @@ def test_submitit_with_a_squeue_watcher_sees_states_and_a_job_that_cannot_start(
 
 def test_submitit_sending_gpus_to_a_cluster_without_gpus_fails_at_submission(submitit_executor):
     from submitit.core.utils import FailedJobError
+
     from support import slurm_jobs
 
     submitit_executor.update_parameters(gpus_per_node=1)
