@@ -212,8 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("campaign", help="run an ordered list of grid slices, highest value first, under a budget")
     p.add_argument(
         "--campaign",
-        default="campaign",
-        help="named campaign under benchmarks/configs (default: campaign) or a TOML path",
+        default="evidence",
+        help="named campaign under benchmarks/configs/campaigns (default: evidence) or a TOML path",
     )
     p.add_argument("--list", action="store_true", help="show the slices, the claims they serve and their status")
     add_execution_options(p)

@@ -118,6 +118,15 @@ def execute_todo(todo: list[RunSpec], context: RunContext, options: ExecutorOpti
     elsewhere = counts.get("busy", 0) + counts.get("elsewhere", 0)
     if elsewhere:
         parts.append(f"{elsewhere} held or finished by another process")
+    if todo and counts.get("pending", 0) == len(todo):
+        # Nothing could start: say what the shortest start needs, rather than loop for ever.
+        budget = plan[1]
+        least = min(todo, key=lambda s: budget.estimate(s, context.results).progress_chunk())
+        need = budget.estimate(least, context.results).progress_chunk() + budget.reserve_s
+        return 1, (
+            f"budget spent: 0 done, 0 interrupted, {len(todo)} pending: no run can reach a checkpoint in "
+            f"{budget.minutes:g} min; the shortest needs about {need:.0f} s ({least.key})"
+        )
     if counts.get("interrupted", 0) or counts.get("pending", 0):
         return code, "budget spent: " + ", ".join(parts)
     return code, "finished within the budget: " + ", ".join(parts)
