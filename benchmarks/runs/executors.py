@@ -36,12 +36,12 @@ class ExecutorOptions:
 class RunJob:
     """A picklable call of run_one, run by submitit in a job.
 
-    Signals (SLURM sends TERM on cancellation, requeue and at the time limit; submitit has SLURM send
-    USR2 before the time limit, and preemption sends TERM then USR2): TERM asks for a checkpoint at
-    the next iteration and training goes on, so a job killed after its grace period resumes from
-    there; USR2 asks the run to checkpoint and stop at the next iteration, after which submitit's own
-    USR2 handler runs (outside the training loop) and requeues the job, which resumes from that
-    checkpoint. A checkpoint is never taken inside a handler (runs/interrupt.py)."""
+    Signals: SLURM sends TERM when a job is cancelled, requeued (scontrol requeue, preemption in
+    REQUEUE mode) or reaches its time limit, and SIGKILL KillWait seconds later; the run checkpoints
+    at its next iteration and stops ("interrupted"), and a requeued job resumes from there. USR2 is
+    the warning submitit has SLURM send before the time limit (--signal=USR2@90): the run checkpoints
+    and stops the same way, then submitit's own USR2 handler runs, outside the training loop, and
+    requeues the job. A checkpoint is never taken inside a handler (runs/interrupt.py)."""
 
     def __init__(self, spec: RunSpec, context: RunContext, planned: str | None = UNPLANNED):
         self.spec = spec
@@ -53,7 +53,7 @@ class RunJob:
         from benchmarks.runs.slurm import forget_queued
 
         requeue = _defer_submitit_signal()
-        CONTROL.checkpoint_on(signal.SIGTERM)
+        CONTROL.stop_on(signal.SIGTERM)
         status = run_one(self.spec, self.context, self.planned)
         if status == "interrupted" and requeue is not None:
             requeue()  # submitit: self.checkpoint(), scontrol requeue, exit

@@ -24,7 +24,7 @@ from benchmarks.data.datasets import dataset_info
 from benchmarks.device.execution import Execution, apply_precision
 from benchmarks.runs.build import assemble
 from benchmarks.runs.grids import RunSpec
-from benchmarks.runs.interrupt import Interrupted, Request
+from benchmarks.runs.interrupt import Interrupted
 
 EVAL_CHUNK = 25  # test/validation tasks evaluated per call: bounds memory, amortises overhead
 
@@ -69,9 +69,9 @@ class Trainer:
         self.update = self.assembly.meta_update()
         self.best_params = {k: v.detach().clone() for k, v in self.params.items()}
         self.state = TrainState(recovered=list(self.assembly.notes))
-        # Polled at the end of every iteration (runs/interrupt.py): a deadline or a signal asks for a
-        # checkpoint there, and possibly a stop (Interrupted), where the state is consistent.
-        self.interrupt: Callable[[], Request | None] | None = None
+        # Polled at the end of every iteration (runs/interrupt.py): a reason to stop (a deadline, a
+        # signal) makes the run checkpoint there, where its state is consistent, and raise Interrupted.
+        self.interrupt: Callable[[], str | None] | None = None
 
     @property
     def execution(self) -> Execution:
@@ -172,12 +172,11 @@ class Trainer:
             self.state.train_seconds = time.perf_counter() - started
             if done % cfg["checkpoint_every"] == 0 and done < total:
                 self.save_checkpoint()
-            request = self.interrupt() if self.interrupt is not None and done < total else None
-            if request is not None:
+            stop = self.interrupt() if self.interrupt is not None and done < total else None
+            if stop is not None:
                 self.save_checkpoint()
-                if request.stop:
-                    bar.close()
-                    raise Interrupted(f"{request.reason}: checkpointed at iteration {done} of {total}")
+                bar.close()
+                raise Interrupted(f"{stop}: checkpointed at iteration {done} of {total}")
             bar.update(1)
             postfix = {"loss": f"{loss:.3f}"}
             if self.state.val_curve:
