@@ -71,8 +71,12 @@ def run_context(args: argparse.Namespace):
 
 def executor_options(args: argparse.Namespace):
     """The ExecutorOptions of a `run` or `campaign` command."""
+    from benchmarks.runs.config import ConfigError
     from benchmarks.runs.executors import ExecutorOptions
     from benchmarks.runs.slurm import SlurmOptions, parse_sbatch_options
+
+    if args.executor != "local" and (args.workers or args.budget is not None):
+        raise ConfigError(f"--workers and --budget apply to the local executor, not --executor {args.executor}")
 
     slurm = SlurmOptions(
         partition=args.partition,
@@ -146,7 +150,11 @@ def add_execution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--executor", default="local", choices=["local", "submitit-local", "slurm"])
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--threads", type=int, help="CPU threads per run (default: 1 on the CPU, PyTorch's choice on CUDA)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per run (default: 1 on the CPU; on CUDA the cores shared by the workers)",
+    )
     p.add_argument(
         "--workers",
         type=int,

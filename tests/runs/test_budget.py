@@ -138,3 +138,45 @@ def test_a_budget_must_be_positive(tmp_path, capsys):
     grid = write_grid(tmp_path, methods=("fomaml",), iterations=2)
     assert run_cli(grid, tmp_path / "r", "--budget", "0") == 2
     assert "--budget must be a positive number of minutes" in capsys.readouterr().err
+
+
+def test_term_makes_the_runs_in_flight_checkpoint_and_stop_and_the_next_command_resumes(tmp_path):
+    """`timeout` or a scheduler ending a command: every worker's run checkpoints at its next
+    iteration; nothing is lost or half-written, and the next command finishes the runs."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from benchmarks.runs.locks import lock_path
+    from benchmarks.runs.store import ResultsStore
+
+    grid = write_grid(tmp_path, methods=("maml", "fomaml"), iterations=1000, val_every=100, checkpoint_every=20)
+    store = ResultsStore(tmp_path / "r", "tiny")
+    ids = [s.run_id for s in load_grid(str(grid)).runs]
+    cmd = [sys.executable, "-m", "benchmarks", "run", "--grid", str(grid), "--results", str(tmp_path / "r")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(
+        [*cmd, "--no-progress", "--threads", "1", "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not all(store.checkpoint_path(i).exists() for i in ids):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "late"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out
+    assert "SIGTERM: the runs in flight checkpoint and stop" in out
+    assert out.count(": signal SIGTERM: checkpointed at iteration") == 2, out
+    assert "finished: 2 interrupted" in out
+    assert not any(store.record_path(i).exists() or lock_path(store, i).exists() for i in ids)
+    assert run_cli(grid, tmp_path / "r") == 0
+    resumed = records(tmp_path / "r", "tiny")
+    assert all(r["faults"]["resumed_from_iteration"] for r in resumed.values())
+    assert run_cli(grid, tmp_path / "straight") == 0
+    for key, record in records(tmp_path / "straight", "tiny").items():
+        assert comparable(resumed[key]) == comparable(record), key
