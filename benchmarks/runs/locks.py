@@ -66,7 +66,7 @@ class LockBusy(Exception):
 
 
 def lock_path(store: ResultsStore, run_id: str) -> Path:
-    return store.root / "running" / f"{run_id}.lock"
+    return store.running_path(run_id)
 
 
 def config_digest(config: dict[str, Any]) -> str:

@@ -97,6 +97,16 @@ def run_one(spec: RunSpec, context: RunContext, planned: str | None = UNPLANNED)
     from benchmarks.runs.trainer import RunFailure, Trainer
 
     store = ResultsStore(context.results, spec.grid)
+    device = resolve_device(context.device)
+    threads = context.threads
+    if threads or device.type == "cpu":
+        # One thread by default on the CPU: the per-task tensors are small, and threads that wait on
+        # each other for a shared core are far slower than one (reports/perf/NOTES.md, "Defaults in the code").
+        torch.set_num_threads(threads or 1)
+    retain_freed_memory()  # time only (device/heap.py); recorded in the environment
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
     lock, status, why = claim(store, spec, planned)
     if lock is None:
         print(f"[{status}] {spec.key}: {why}", file=sys.stderr)
@@ -105,16 +115,6 @@ def run_one(spec: RunSpec, context: RunContext, planned: str | None = UNPLANNED)
         print(f"[resume] {spec.key}: {lock.took_over}", file=sys.stderr)
     trainer = None
     try:
-        device = resolve_device(context.device)
-        threads = context.threads
-        if threads or device.type == "cpu":
-            # One thread by default on the CPU: the per-task tensors are small, and threads that wait on
-            # each other for a shared core are far slower than one (reports/perf/NOTES.md, "Defaults in the code").
-            torch.set_num_threads(threads or 1)
-        retain_freed_memory()  # time only (device/heap.py); recorded in the environment
-        if device.type == "cuda":
-            torch.backends.cudnn.deterministic = True
-            torch.backends.cudnn.benchmark = False
         try:
             sources = _sources(spec, context, device)
         except DataError as e:
