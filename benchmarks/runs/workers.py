@@ -41,7 +41,7 @@ from benchmarks.runs.grids import RunSpec
 from benchmarks.runs.interrupt import CONTROL
 from benchmarks.runs.locks import lock_status
 from benchmarks.runs.runner import UNPLANNED, run_one
-from benchmarks.runs.store import ResultsStore
+from benchmarks.runs.store import ResultsStore, StoreError
 
 #: Default workers on a GPU: 4 until the throughput measurement (python -m benchmarks.perf.workers,
 #: runs per hour at N = 1, 2, 4, 8) is made on one. Four Omniglot or mini-ImageNet runs take about
@@ -365,8 +365,10 @@ def _claimable(spec: RunSpec, context: RunContext) -> bool:
     store = ResultsStore(context.results, spec.grid)
     if lock_status(store, spec.run_id, spec.config) is not None:
         return False
-    record = store.read_record(spec.run_id)
-    return record is None
+    try:
+        return store.read_record(spec.run_id) is None
+    except StoreError:
+        return True  # an unreadable record: the claim decides (runner.claim replaces it)
 
 
 def _install(handlers: dict[int, Callable]) -> Callable[[], None]:
