@@ -71,19 +71,53 @@ def run_context(args: argparse.Namespace):
     )
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks.runs import commands
+def executor_options(args: argparse.Namespace):
+    """The ExecutorOptions of a `run` or `campaign` command."""
+    from benchmarks.runs.config import ConfigError
     from benchmarks.runs.executors import ExecutorOptions
+    from benchmarks.runs.slurm import SlurmOptions, parse_sbatch_options
 
-    options = ExecutorOptions(
-        kind=args.executor,
+    if args.executor != "local" and (args.workers or args.budget is not None):
+        raise ConfigError(f"--workers and --budget apply to the local executor, not --executor {args.executor}")
+
+    slurm = SlurmOptions(
         partition=args.partition,
+        cpus_per_task=args.cpus_per_task,
+        mem=args.mem,
         gpus=args.gpus,
         time_min=args.time,
         array_parallelism=args.array_parallelism,
-        wait=args.wait,
+        sbatch=parse_sbatch_options(args.sbatch_option),
     )
+    return ExecutorOptions(
+        kind=args.executor, workers=args.workers, budget_min=args.budget, slurm=slurm, wait=args.wait
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks.runs import commands
+    from benchmarks.runs.config import ConfigError
+
+    try:
+        options = executor_options(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return commands.run_grid(args.grid, args.set, args.only, run_context(args), options)
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    from benchmarks.runs import campaign
+    from benchmarks.runs.config import ConfigError
+
+    if args.list:
+        return campaign.list_campaign(args.campaign, Path(args.results))
+    try:
+        options = executor_options(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return campaign.run_campaign(args.campaign, run_context(args), options)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -116,6 +150,48 @@ def cmd_perf(args: argparse.Namespace) -> int:
     return command.perf_command(args)
 
 
+def add_execution_options(p: argparse.ArgumentParser) -> None:
+    """Where runs read and write, and how they execute: shared by `run` and `campaign`."""
+    p.add_argument("--data-root", help="datasets folder (default: $AMFS_DATA_ROOT or ./data)")
+    p.add_argument("--cache-dir", help="preprocessed caches (default: $AMFS_CACHE_DIR or ./cache)")
+    p.add_argument("--results", default="results", help="results folder (default: ./results)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--executor", default="local", choices=["local", "submitit-local", "slurm"])
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per run (default: 1 on the CPU; on CUDA the cores shared by the workers)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="local: runs at once on the device, each in its own process (default: 1 on the CPU, 4 on CUDA)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        metavar="MINUTES",
+        help="local: start only runs that fit, checkpoint the runs in flight before the deadline and stop; "
+        "the same command resumes (exit 0 unless a run failed)",
+    )
+    slurm = p.add_argument_group("SLURM (--executor slurm)")
+    slurm.add_argument("--partition", help="partition (default: the cluster's default)")
+    slurm.add_argument("--cpus-per-task", type=int, help="CPUs per job (default: --threads, else 1)")
+    slurm.add_argument("--mem", help="memory per job in SLURM's syntax, e.g. 16G (default: the cluster's)")
+    slurm.add_argument("--gpus", type=int, help="GPUs per job (default: 1 with --device cuda, else none)")
+    slurm.add_argument("--time", type=int, default=240, help="time limit per job, minutes (default: 240)")
+    slurm.add_argument("--array-parallelism", type=int, default=16, help="jobs running at once (default: 16)")
+    slurm.add_argument(
+        "--sbatch-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other sbatch option, repeatable: account=..., qos=..., constraint=...",
+    )
+    slurm.add_argument("--wait", action="store_true", help="wait for the jobs (gives up on a job that cannot start)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amfs-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,21 +220,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a grid of benchmark runs")
     p.add_argument("--grid", default="quick", help="named grid under benchmarks/configs, or a TOML path")
-    p.add_argument("--data-root", help="datasets folder (default: $AMFS_DATA_ROOT or ./data)")
-    p.add_argument("--cache-dir", help="preprocessed caches (default: $AMFS_CACHE_DIR or ./cache)")
-    p.add_argument("--results", default="results", help="results folder (default: ./results)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any setting")
     p.add_argument("--only", help="only runs whose key matches this glob pattern")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    p.add_argument("--executor", default="local", choices=["local", "submitit-local", "slurm"])
-    p.add_argument("--partition", help="SLURM partition")
-    p.add_argument("--gpus", type=int, default=1, help="GPUs per SLURM job")
-    p.add_argument("--time", type=int, default=240, help="SLURM time limit per job, minutes")
-    p.add_argument("--array-parallelism", type=int, default=16, help="SLURM jobs running at once")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--threads", type=int, help="CPU threads per run (default: 1 on the CPU, PyTorch's choice on CUDA)")
-    p.add_argument("--wait", action="store_true", help="slurm: wait for the jobs instead of returning at once")
+    add_execution_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("campaign", help="run an ordered list of grid slices, highest value first, under a budget")
+    p.add_argument(
+        "--campaign",
+        default="evidence",
+        help="named campaign under benchmarks/configs/campaigns (default: evidence) or a TOML path",
+    )
+    p.add_argument("--list", action="store_true", help="show the slices, the claims they serve and their status")
+    add_execution_options(p)
+    p.set_defaults(func=cmd_campaign)
 
     p = sub.add_parser("list", help="every run key of a grid with its status")
     p.add_argument("--grid", default="quick")

@@ -28,6 +28,7 @@ class RunContext:
     device: str = "auto"  # cpu | cuda | auto
     threads: int | None = None  # CPU threads per run (None: 1 on the CPU, PyTorch's choice on CUDA)
     progress: bool = True  # progress bars
+    deadline: float | None = None  # time.time() at which training checkpoints and stops (run --budget)
 
     def absolute(self) -> RunContext:
         """The same context with absolute paths, for jobs that start in another working directory."""

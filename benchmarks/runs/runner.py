@@ -1,28 +1,28 @@
 """One run, start to record: `run_one` is the unit of work every executor calls (in-process,
-submitit-local, SLURM). It loads the data the run needs, trains (resuming from a checkpoint), tests
-and writes the run's record atomically; a run that cannot finish is recorded as failed with why."""
+worker processes, submitit-local, SLURM). It claims the run (runs/locks.py: one process per run),
+loads the data the run needs, trains (resuming from a checkpoint), tests and writes the run's record
+atomically; a run that cannot finish is recorded as failed with why, and one stopped by a deadline
+or a signal is left checkpointed (interrupted)."""
 
 from __future__ import annotations
 
 import math
-import os
-import socket
 import statistics
 import sys
-import time
 import traceback
 from typing import Any
 
 import torch
 
-from benchmarks.common.files import atomic_write_json
 from benchmarks.device.environment import environment, resolve_device
 from benchmarks.device.heap import retain_freed_memory
 from benchmarks.runs.assumptions import assumptions_in_force
 from benchmarks.runs.config import ConfigError
 from benchmarks.runs.context import RunContext
 from benchmarks.runs.grids import RunSpec
-from benchmarks.runs.store import NOT_RUN_PREFIX, SCHEMA_VERSION, ResultsStore
+from benchmarks.runs.interrupt import CONTROL, Interrupted
+from benchmarks.runs.locks import LockBusy, RunLock, record_fingerprint
+from benchmarks.runs.store import NOT_RUN_PREFIX, SCHEMA_VERSION, ResultsStore, StoreError
 
 
 def _sources(spec: RunSpec, context: RunContext, device: torch.device) -> dict[str, Any]:
@@ -71,33 +71,54 @@ class RecordNotWritten(RuntimeError):
     """The record of a run could not be written (full disk, read-only folder): the run has no result yet."""
 
 
-def _write(store: ResultsStore, record: dict[str, Any]) -> None:
-    try:
-        store.write_record(record)
-    except OSError as e:
-        checkpoint = store.checkpoint_path(record["run_id"])
-        kept = (
-            f"its checkpoint {checkpoint} is kept, so the next run of the grid tests it again without retraining"
-            if checkpoint.exists()
-            else "no checkpoint of it exists"
-        )
-        raise RecordNotWritten(
-            f"cannot write the {record['status']} record {store.record_path(record['run_id'])} ({e}); {kept}: "
-            "free space or fix the folder, then run the grid again"
-        ) from e
+#: run_one's `planned` when the caller made no plan: a failed record found at claim time is retried.
+UNPLANNED = "unplanned"
 
 
-def run_one(spec: RunSpec, context: RunContext) -> str:
-    """Train, test and store one run. Returns its final status ("done" or "failed"); "failed" too when no
-    record could be written (the reason is printed, and the checkpoint kept)."""
+def claim(store: ResultsStore, spec: RunSpec, planned: str | None) -> tuple[RunLock | None, str, str]:
+    """Claim a run before training it: (lock, "", "") or (None, status, why not).
+
+    Not claimed: "busy" (a live process holds it), "conflict" (held or stored with another config),
+    "elsewhere" (another process wrote its record since `planned`, the record's fingerprint when the
+    run was planned: a done record always, a failed one that is not the planned one)."""
     try:
-        return _run_one(spec, context)
+        lock = RunLock.acquire(store, spec.key, spec.run_id, spec.config)
+    except LockBusy as e:
+        if not e.same_config:
+            return None, "conflict", f"{e.holder.describe()} is running it with a different config"
+        return None, "busy", str(e)
+    try:
+        record = store.read_record(spec.run_id)
+    except StoreError:
+        record = None  # an unreadable record is replaced by this attempt (status.py lists it as failed)
+    if record is not None:
+        why = None
+        if record["config"] != spec.config:
+            lock.release()
+            return None, "conflict", "stored with a different config"
+        if record["status"] == "done":
+            why = "done by another process"
+        elif planned != UNPLANNED and record_fingerprint(store, spec.run_id) != planned:
+            why = "attempted by another process since this command started"
+        if why:
+            lock.release()
+            return None, "elsewhere", why
+    return lock, "", ""
+
+
+def run_one(spec: RunSpec, context: RunContext, planned: str | None = UNPLANNED) -> str:
+    """Claim, train, test and store one run. Returns its status: "done" or "failed" (trained here;
+    "failed" too when no record could be written: the reason is printed and the checkpoint kept),
+    "interrupted" (stopped at the deadline or by a signal, checkpointed), or, when it was not
+    trained here, "busy", "conflict" or "elsewhere" (see `claim`)."""
+    try:
+        return _run_one(spec, context, planned)
     except RecordNotWritten as e:
         print(f"[failed] {spec.key}: {e}", file=sys.stderr)
         return "failed"
 
 
-def _run_one(spec: RunSpec, context: RunContext) -> str:
+def _run_one(spec: RunSpec, context: RunContext, planned: str | None) -> str:
     from benchmarks.data import DataError
     from benchmarks.runs.trainer import RunFailure, Trainer
 
@@ -112,11 +133,12 @@ def _run_one(spec: RunSpec, context: RunContext) -> str:
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
-    marker = store.running_path(spec.run_id)
-    try:
-        atomic_write_json(marker, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
-    except OSError as e:
-        raise RecordNotWritten(f"cannot write the running marker {marker} ({e}); the run was not started") from e
+    lock, status, why = claim(store, spec, planned)
+    if lock is None:
+        print(f"[{status}] {spec.key}: {why}", file=sys.stderr)
+        return status
+    if lock.took_over:
+        print(f"[resume] {spec.key}: {lock.took_over}", file=sys.stderr)
     trainer = None
     try:
         try:
@@ -127,11 +149,14 @@ def _run_one(spec: RunSpec, context: RunContext) -> str:
                 "that holds the dataset; `python -m benchmarks data check` shows what it finds there"
             )
             reason = f"{NOT_RUN_PREFIX}data absent or unusable: {str(e).rstrip('.')}. {fix}"
-            _write(store, failed_record(spec, reason))
+            _write(store, lock, failed_record(spec, reason))
             print(f"[not run] {spec.key}: data absent or unusable (the reason is at the end)", file=sys.stderr)
             return "failed"
         trainer = Trainer(spec, sources, device, store.checkpoint_path(spec.run_id), context.progress)
         _CURRENT[0] = trainer
+        CONTROL.deadline = context.deadline
+        trainer.interrupt = CONTROL.poll
+        lock.progress = lambda: trainer.state.iteration
         trainer.try_resume()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -169,10 +194,14 @@ def _run_one(spec: RunSpec, context: RunContext) -> str:
                 "resumed_from_iteration": state.resumed_from,
             },
         }
-        _write(store, record)
+        if not _write(store, lock, record):
+            return "elsewhere"
         # only once the record is durably written (atomic_write_json fsyncs it and its folder)
         store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
         return "done"
+    except Interrupted as e:
+        print(f"[interrupted] {spec.key}: {e}", file=sys.stderr)
+        return "interrupted"
     except (RunFailure, DataError, torch.cuda.OutOfMemoryError, ConfigError, ValueError, RuntimeError) as e:
         if isinstance(e, RecordNotWritten):
             raise
@@ -185,17 +214,40 @@ def _run_one(spec: RunSpec, context: RunContext) -> str:
                 "recovered": trainer.state.recovered,
                 "resumed_from_iteration": trainer.state.resumed_from,
             }
-        _write(store, failed_record(spec, reason, extra))
+        _write(store, lock, failed_record(spec, reason, extra))
         print(f"[failed] {spec.key}: {reason}", file=sys.stderr)
         if not isinstance(e, (RunFailure, DataError, torch.cuda.OutOfMemoryError)):
             traceback.print_exc()
         return "failed"
     finally:
         _CURRENT[0] = None
-        marker.unlink(missing_ok=True)
+        lock.release()
 
 
-# The trainer running in this process, so a preemption signal handler can checkpoint it.
+def _write(store: ResultsStore, lock: RunLock, record: dict[str, Any]) -> bool:
+    """Write the record if this process still holds the run's lock (a holder judged stale and taken
+    over by another process must not overwrite that process's work); False otherwise."""
+    if not lock.verify():
+        print(f"[lost] {record['key']}: its lock was taken over; record not written", file=sys.stderr)
+        return False
+    try:
+        store.write_record(record)
+    except OSError as e:
+        checkpoint = store.checkpoint_path(record["run_id"])
+        kept = (
+            f"its checkpoint {checkpoint} is kept, so the next run of the grid tests it again without retraining"
+            if checkpoint.exists()
+            else "no checkpoint of it exists"
+        )
+        raise RecordNotWritten(
+            f"cannot write the {record['status']} record {store.record_path(record['run_id'])} ({e}); {kept}: "
+            "free space or fix the folder, then run the grid again"
+        ) from e
+    return True
+
+
+# The trainer running in this process. A checkpoint is consistent only between iterations: signal
+# handlers ask for one through runs/interrupt.CONTROL instead of calling this.
 _CURRENT: list[Any] = [None]
 
 

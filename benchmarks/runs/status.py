@@ -1,18 +1,16 @@
-"""The status of every run of a grid in a results store: done, failed (why), running (where),
-interrupted (resumable from its checkpoint), pending, or in conflict with a stored record."""
+"""The status of every run of a grid in a results store: done, failed (why), running (where: a live
+lock, runs/locks.py), interrupted (resumable from its checkpoint), pending, or in conflict with a
+stored record or with a live run of another config."""
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-
 from benchmarks.runs.grids import Grid, RunSpec
+from benchmarks.runs.locks import lock_status, stale_lock
 from benchmarks.runs.store import ResultsStore, StoreError
 
 
 def run_status(store: ResultsStore, spec: RunSpec) -> tuple[str, str]:
-    """(status, detail): done / failed / running / interrupted / pending."""
+    """(status, detail): done / failed / running / interrupted / pending / conflict."""
     try:
         record = store.read_record(spec.run_id)
     except StoreError as e:
@@ -24,32 +22,27 @@ def run_status(store: ResultsStore, spec: RunSpec) -> tuple[str, str]:
             test = record["test"]
             ci = "" if test["ci95"] is None else f" +- {test['ci95']:.4f}"
             return "done", f"{test['metric']} {test['mean']:.4f}{ci}"
+    live = lock_status(store, spec.run_id, spec.config)
+    if live is not None:
+        return live
+    if record is not None:
         return "failed", record.get("reason") or ""
-    marker = store.running_path(spec.run_id)
-    if marker.exists():
-        info = json.loads(marker.read_text())
-        if info.get("host") == socket.gethostname() and _pid_alive(info.get("pid", -1)):
-            return "running", f"pid {info['pid']}"
+    stale = stale_lock(store, spec.run_id)
+    stale = f" (stale lock of {stale}: taken over by the next run)" if stale else ""
     if store.checkpoint_path(spec.run_id).exists():
-        return "interrupted", "resumes from its checkpoint"
-    return "pending", ""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
-    return True
+        return "interrupted", "resumes from its checkpoint" + stale
+    return "pending", stale.strip(" ()")
 
 
 def runs_to_do(grid: Grid, store: ResultsStore) -> tuple[list[RunSpec], list[str]]:
-    """Runs that are not done (failed ones are retried), and conflicts that block the grid."""
+    """Runs that are not done (failed ones are retried), and conflicts that block the grid. Runs that
+    another process is running stay in the list: their claim fails ("busy") and they are looked at
+    again at the end, so that a run whose holder died meanwhile is resumed."""
     todo, conflicts = [], []
     for spec in grid.runs:
         status, detail = run_status(store, spec)
         if status == "conflict":
             conflicts.append(f"{spec.key}: {detail}")
-        elif status not in ("done", "running"):
+        elif status != "done":
             todo.append(spec)
     return todo, conflicts

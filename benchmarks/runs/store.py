@@ -6,7 +6,7 @@ Layout of results/<grid>/:
     runs/<run_id>.json          the record of a finished (status "done") or failed run
     checkpoints/<run_id>.pt     training state of an unfinished run (a checked file: content sha256,
                                 tensors and plain values only; deleted once its record is written)
-    running/<run_id>.json       a marker while a process works on the run (pid, host, start)
+    running/<run_id>.lock       the claim of the process that works on the run (runs/locks.py)
 
 Record schema (version 1), every field written by benchmarks/runs/runner.py:
     schema: 1
@@ -67,7 +67,7 @@ class ResultsStore:
         return self.root / "checkpoints" / f"{run_id}.pt"
 
     def running_path(self, run_id: str) -> Path:
-        return self.root / "running" / f"{run_id}.json"
+        return self.root / "running" / f"{run_id}.lock"
 
     def write_record(self, record: dict[str, Any]) -> Path:
         if record.get("schema") != SCHEMA_VERSION or "run_id" not in record:

@@ -9,6 +9,7 @@ import dataclasses
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from benchmarks.data.datasets import dataset_info
 from benchmarks.device.execution import Execution, apply_precision
 from benchmarks.runs.build import assemble
 from benchmarks.runs.grids import RunSpec
+from benchmarks.runs.interrupt import Interrupted
 
 EVAL_CHUNK = 25  # test/validation tasks evaluated per call: bounds memory, amortises overhead
 CHECKPOINT_KEYS = frozenset({"config", "numerics", "params", "best_params", "optimizer", "state"})
@@ -67,6 +69,9 @@ class Trainer:
         self.update = self.assembly.meta_update()
         self.best_params = {k: v.detach().clone() for k, v in self.params.items()}
         self.state = TrainState(recovered=list(self.assembly.notes))
+        # Polled at the end of every iteration (runs/interrupt.py): a reason to stop (a deadline, a
+        # signal) makes the run checkpoint there, where its state is consistent, and raise Interrupted.
+        self.interrupt: Callable[[], str | None] | None = None
 
     @property
     def execution(self) -> Execution:
@@ -211,6 +216,11 @@ class Trainer:
             # then tested again from it on the next attempt, not trained again
             if done % cfg["checkpoint_every"] == 0 or done == total:
                 self.save_checkpoint()
+            stop = self.interrupt() if self.interrupt is not None and done < total else None
+            if stop is not None:
+                self.save_checkpoint()
+                bar.close()
+                raise Interrupted(f"{stop}: checkpointed at iteration {done} of {total}")
             bar.update(1)
             postfix = {"loss": f"{loss:.3f}"}
             if self.state.val_curve:

@@ -38,7 +38,9 @@ def test_command_line_overrides_apply_to_every_run_and_only_filters():
 
 def test_unknown_grid_names_the_valid_ones():
     with pytest.raises(
-        ConfigError, match="named grids: ablations, omniglot-bf16, omniglot-short, omniglot-tf32, paper, quick"
+        ConfigError,
+        match="named grids: ablations, evidence-cub-mini, evidence-omniglot, omniglot-bf16, omniglot-short, "
+        "omniglot-tf32, paper, quick, smoke",
     ):
         load_grid("papers")
 
