@@ -25,6 +25,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from baselines.features import support_and_query_features
+
 Params = dict[str, Tensor]
 # features(params, x, stats_rows[, differentiated_twice]): the backbone's features of x (batch-norm
 # statistics from all rows, or the first stats_rows); no pass here is differentiated twice.
@@ -108,13 +110,7 @@ class RidgeInner:
     def _features(
         self, features: FeatureFn, params: Params, support_x: Tensor, query_x: Tensor, rows: int
     ) -> tuple[Tensor, Tensor]:
-        """Support and query features; `rows`: the dimension of the examples (1 with a task dimension).
-        Inductive batch norm passes both together with the support rows' statistics."""
-        n = support_x.shape[rows]
-        if self.bn_mode == "transductive":
-            return features(params, support_x, None), features(params, query_x, None)
-        both = features(params, torch.cat([support_x, query_x], dim=rows), n)
-        return both.narrow(rows, 0, n), both.narrow(rows, n, query_x.shape[rows])
+        return support_and_query_features(features, params, support_x, query_x, rows, self.bn_mode)
 
     def _solve_and_score(
         self, f_s: Tensor, f_q: Tensor, support_y: Tensor, log_lambda: Tensor, log_scale: Tensor
