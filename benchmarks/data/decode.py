@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import signal
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -136,13 +137,22 @@ def decode_images(
                 warnings.filterwarnings(
                     "ignore", message=".*use of fork\\(\\) may lead to deadlocks", category=DeprecationWarning
                 )
-                pool = multiprocessing.get_context("fork").Pool(workers)
+                pool = multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals)
             with pool:
                 _collect(pool.imap_unordered(_decode_chunk, jobs), out, bar)
     finally:
         bar.close()
         _close_zips()
     return out
+
+
+def _default_signals() -> None:
+    """In a forked worker: the default actions for the signals a run may have taken over (a run stops
+    cleanly on TERM and USR2: runs/interrupt.py). Inherited, its handler would only set a flag, and
+    the pool's TERM on closing would leave the worker alive and the pool waiting for it for ever."""
+    for name in ("SIGTERM", "SIGUSR2"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
 
 
 def _close_zips() -> None:
