@@ -1,5 +1,5 @@
-"""Fixed-precision number formatting and markdown tables, so that the same store always renders to
-the same bytes."""
+"""Fixed-precision number formatting (tables: common/tables.py), so that the same store always renders
+to the same bytes."""
 
 from __future__ import annotations
 
