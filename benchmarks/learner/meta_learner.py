@@ -48,13 +48,6 @@ class Regularizer(Protocol):
     def __call__(self, outputs: Tensor, targets: Tensor, task: str) -> Tensor: ...
 
 
-def default_strategy(device: torch.device | str) -> str:
-    """The strategy of code that builds a MetaLearner directly (the data commands' timing): vmap over
-    tasks on CUDA, a plain loop on the CPU. Runs resolve theirs from the config
-    (benchmarks.device.execution.resolve_execution)."""
-    return "vmap" if torch.device(device).type == "cuda" else "loop"
-
-
 def _gradients(objective: Tensor, tensors: list[Tensor]) -> tuple[Tensor, ...]:
     """d objective / d each tensor; zeros for a tensor the objective does not use."""
     grads = torch.autograd.grad(objective, tensors, allow_unused=True)

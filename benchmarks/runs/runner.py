@@ -153,7 +153,6 @@ def _run_one(spec: RunSpec, context: RunContext, planned: str | None) -> str:
             print(f"[not run] {spec.key}: data absent or unusable (the reason is at the end)", file=sys.stderr)
             return "failed"
         trainer = Trainer(spec, sources, device, store.checkpoint_path(spec.run_id), context.progress)
-        _CURRENT[0] = trainer
         CONTROL.deadline = context.deadline
         trainer.interrupt = CONTROL.poll
         lock.progress = lambda: trainer.state.iteration
@@ -220,7 +219,6 @@ def _run_one(spec: RunSpec, context: RunContext, planned: str | None) -> str:
             traceback.print_exc()
         return "failed"
     finally:
-        _CURRENT[0] = None
         lock.release()
 
 
@@ -244,13 +242,3 @@ def _write(store: ResultsStore, lock: RunLock, record: dict[str, Any]) -> bool:
             "free space or fix the folder, then run the grid again"
         ) from e
     return True
-
-
-# The trainer running in this process. A checkpoint is consistent only between iterations: signal
-# handlers ask for one through runs/interrupt.CONTROL instead of calling this.
-_CURRENT: list[Any] = [None]
-
-
-def checkpoint_current() -> None:
-    if _CURRENT[0] is not None:
-        _CURRENT[0].save_checkpoint()

@@ -23,23 +23,9 @@ from benchmarks.perf.projection import project_run
 from benchmarks.perf.settings import CPU_META_BATCH, PerfSetting, default_settings, parse_meta_batch, synthetic_batch
 from benchmarks.perf.timing import PeakMemory
 from benchmarks.runs.grids import load_grid
+from support.perf import tiny_setting
 
 CPU = torch.device("cpu")
-
-
-def tiny_setting(steps: int = 1) -> PerfSetting:
-    """2 tasks of 3-way 1-shot 12x12 images, 2 queries per class, a 4-filter Conv-4."""
-    values = {
-        "dataset": "omniglot",
-        "n_way": 3,
-        "k_shot": 1,
-        "meta_batch": 2,
-        "query_train": 2,
-        "query_test": 2,
-        "backbone.filters": 4,
-        "inner.steps_train": steps,
-    }
-    return PerfSetting("tiny", values, 1, 12)
 
 
 @pytest.fixture(autouse=True)

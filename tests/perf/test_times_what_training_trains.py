@@ -12,21 +12,13 @@ import torch
 from benchmarks.learner.registry import METHODS
 from benchmarks.perf.numerics import flat_gradient
 from benchmarks.perf.ours import prepare_run, release_gradients
-from benchmarks.perf.settings import PerfSetting, synthetic_batch
+from benchmarks.perf.settings import synthetic_batch
 from benchmarks.runs.config import resolve
 from benchmarks.runs.grids import RunSpec
 from benchmarks.runs.trainer import Trainer
+from support.perf import tiny_setting
 
 CPU = torch.device("cpu")
-VALUES = {
-    "dataset": "omniglot",
-    "n_way": 3,
-    "k_shot": 1,
-    "meta_batch": 2,
-    "query_train": 2,
-    "query_test": 2,
-    "backbone.filters": 4,
-}
 SEED = 3
 
 
@@ -42,7 +34,8 @@ class FixedSource:
 
 def trainer_for(method: str, batch, tmp_path: Path) -> Trainer:
     """A Trainer of `method` configured as perf's 'loop' row is (cuDNN layout, the loop strategy)."""
-    config = resolve({**VALUES, "method": method, "seed": SEED, "strategy": "loop", "backbone.conv": "cudnn"})
+    values = {**tiny_setting().values, "method": method, "seed": SEED, "strategy": "loop", "backbone.conv": "cudnn"}
+    config = resolve(values)
     spec = RunSpec(
         f"omniglot/3w1s/{method}/default/seed{SEED}", "t", method, "omniglot", "3w1s", "default", SEED, config, {}
     )
@@ -52,7 +45,7 @@ def trainer_for(method: str, batch, tmp_path: Path) -> Trainer:
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_perf_prepares_the_trainers_learner_and_steps_it_the_same_way(method: str, tmp_path: Path):
-    setting = PerfSetting("tiny", VALUES, 1, 12)
+    setting = tiny_setting()
     batch = synthetic_batch(setting, tasks=2, query=2, seed=0, device=CPU)
     trainer = trainer_for(method, batch, tmp_path)
     run = prepare_run(setting, method, "loop", batch, CPU, SEED)
